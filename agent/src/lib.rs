@@ -1,0 +1,1 @@
+//! The DMPD agent engine.

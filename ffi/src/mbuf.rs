@@ -1,0 +1,294 @@
+//! Owned packet buffers and fixed-size bursts of them.
+
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+
+use crate::error::FfiError;
+use crate::mempool::Mempool;
+use crate::sys;
+
+/// One owned, single-segment packet buffer. Freed back to its pool on drop;
+/// TX takes ownership through [`Mbuf::into_raw`].
+#[repr(transparent)]
+pub struct Mbuf {
+    raw: NonNull<sys::rte_mbuf>,
+}
+
+// SAFETY: an mbuf is owned by exactly one holder at a time (this handle);
+// moving it to another lcore is how DPDK pipelines work. Freeing from any
+// thread is allowed by the mempool.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Allocates an empty mbuf.
+    pub fn alloc(pool: &Mempool) -> Result<Mbuf, FfiError> {
+        // SAFETY: pool is valid for the call.
+        let p = unsafe { sys::_rte_pktmbuf_alloc(pool.as_ptr()) };
+        NonNull::new(p)
+            .map(|raw| Mbuf { raw })
+            .ok_or(FfiError::from_errno("rte_pktmbuf_alloc", libc::ENOBUFS))
+    }
+
+    /// Allocates an mbuf holding a copy of `bytes`.
+    pub fn from_slice(pool: &Mempool, bytes: &[u8]) -> Result<Mbuf, FfiError> {
+        let mut m = Mbuf::alloc(pool)?;
+        m.append(bytes.len())?.copy_from_slice(bytes);
+        Ok(m)
+    }
+
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nobody else owns or frees.
+    pub unsafe fn from_raw(raw: NonNull<sys::rte_mbuf>) -> Mbuf {
+        Mbuf { raw }
+    }
+
+    /// Gives up ownership (for TX or a ring); the caller must free it.
+    pub fn into_raw(self) -> NonNull<sys::rte_mbuf> {
+        ManuallyDrop::new(self).raw
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
+        self.raw.as_ptr()
+    }
+
+    /// Bytes in the first segment.
+    #[inline]
+    pub fn len(&self) -> usize {
+        // SAFETY: valid mbuf owned by self.
+        unsafe { sys::_rte_pktmbuf_data_len(self.raw.as_ptr()) as usize }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total packet length over all segments.
+    pub fn pkt_len(&self) -> usize {
+        // SAFETY: valid mbuf.
+        unsafe { sys::_rte_pktmbuf_pkt_len(self.raw.as_ptr()) as usize }
+    }
+
+    /// True when the whole packet is in the first segment.
+    pub fn is_contiguous(&self) -> bool {
+        // SAFETY: valid mbuf.
+        unsafe { sys::_rte_mbuf_is_contiguous(self.raw.as_ptr()) != 0 }
+    }
+
+    /// The first segment's data.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: mtod points at data_len initialised bytes owned by self.
+        unsafe {
+            std::slice::from_raw_parts(
+                sys::_rte_pktmbuf_mtod(self.raw.as_ptr()) as *const u8,
+                self.len(),
+            )
+        }
+    }
+
+    /// The first segment's data, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as data(), and &mut self gives exclusive access.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                sys::_rte_pktmbuf_mtod(self.raw.as_ptr()) as *mut u8,
+                self.len(),
+            )
+        }
+    }
+
+    /// Room left after the data.
+    pub fn tailroom(&self) -> usize {
+        // SAFETY: valid mbuf.
+        unsafe { sys::_rte_pktmbuf_tailroom(self.raw.as_ptr()) as usize }
+    }
+
+    /// Grows the data by `len` bytes and returns them (uninitialised content
+    /// from the pool: callers overwrite it).
+    pub fn append(&mut self, len: usize) -> Result<&mut [u8], FfiError> {
+        let too_big = || FfiError::InvalidArgument {
+            call: "rte_pktmbuf_append",
+            reason: format!("{len} bytes do not fit the tailroom {}", self.tailroom()),
+        };
+        let l16 = u16::try_from(len).map_err(|_| too_big())?;
+        // SAFETY: valid mbuf; append returns NULL when there is no room.
+        let p = unsafe { sys::_rte_pktmbuf_append(self.raw.as_ptr(), l16) };
+        if p.is_null() {
+            return Err(too_big());
+        }
+        // SAFETY: p points at len bytes inside the buffer, owned by self.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) })
+    }
+
+    /// Removes `len` bytes from the end.
+    pub fn trim(&mut self, len: usize) -> Result<(), FfiError> {
+        let l16 = u16::try_from(len).unwrap_or(u16::MAX);
+        // SAFETY: valid mbuf; trim checks the length.
+        if len > self.len() || unsafe { sys::_rte_pktmbuf_trim(self.raw.as_ptr(), l16) } != 0 {
+            return Err(FfiError::InvalidArgument {
+                call: "rte_pktmbuf_trim",
+                reason: format!("cannot trim {len} of {} bytes", self.len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Empties the mbuf for reuse.
+    pub fn reset(&mut self) {
+        // SAFETY: valid mbuf owned by self.
+        unsafe { sys::_rte_pktmbuf_reset(self.raw.as_ptr()) }
+    }
+
+    /// The RSS hash the NIC wrote (0 when the PMD does not compute one).
+    pub fn rss_hash(&self) -> u32 {
+        // SAFETY: valid mbuf.
+        unsafe { sys::_rte_mbuf_rss_hash(self.raw.as_ptr()) }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own it; free returns all segments to their pools.
+        unsafe { sys::_rte_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mbuf({} bytes)", self.len())
+    }
+}
+
+/// Up to `N` owned mbufs in a stack array, the unit of rx/tx bursts. Whatever
+/// is still held on drop is freed in one bulk call.
+pub struct MbufBurst<const N: usize = 32> {
+    ptrs: [*mut sys::rte_mbuf; N],
+    len: usize,
+}
+
+// SAFETY: holds owned mbufs only (see Mbuf).
+unsafe impl<const N: usize> Send for MbufBurst<N> {}
+
+impl<const N: usize> Default for MbufBurst<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> MbufBurst<N> {
+    pub const CAPACITY: usize = N;
+
+    pub const fn new() -> Self {
+        MbufBurst {
+            ptrs: [std::ptr::null_mut(); N],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == N
+    }
+
+    /// Adds an mbuf; gives it back when full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == N {
+            return Err(m);
+        }
+        self.ptrs[self.len] = m.into_raw().as_ptr();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes the last mbuf.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: entries below len are owned, non-null mbufs.
+        Some(unsafe { Mbuf::from_raw(NonNull::new_unchecked(self.ptrs[self.len])) })
+    }
+
+    /// The held mbufs.
+    #[inline]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has
+        // the layout of *mut rte_mbuf; entries below len are non-null.
+        unsafe { std::slice::from_raw_parts(self.ptrs.as_ptr() as *const Mbuf, self.len) }
+    }
+
+    /// The held mbufs, writable.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: as as_slice, with exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptrs.as_mut_ptr() as *mut Mbuf, self.len) }
+    }
+
+    /// Moves every mbuf out, in order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let n = std::mem::replace(&mut self.len, 0);
+        self.ptrs[..n]
+            .iter()
+            // SAFETY: the first n entries were owned and non-null; len is 0
+            // now, so each is handed out exactly once.
+            .map(|&p| unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
+    }
+
+    /// Frees everything held.
+    pub fn clear(&mut self) {
+        if self.len > 0 {
+            // SAFETY: owned mbufs, freed once; len reset below.
+            unsafe { sys::_rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), self.len as u32) };
+            self.len = 0;
+        }
+    }
+
+    /// Raw room after the held mbufs, for burst calls that fill the array.
+    pub(crate) fn spare_ptr(&mut self) -> (*mut *mut sys::rte_mbuf, usize) {
+        // SAFETY: len <= N.
+        (
+            unsafe { self.ptrs.as_mut_ptr().add(self.len) },
+            N - self.len,
+        )
+    }
+
+    /// Records that `n` more entries were filled by a burst call.
+    pub(crate) unsafe fn grow(&mut self, n: usize) {
+        debug_assert!(self.len + n <= N);
+        self.len += n;
+    }
+
+    /// Raw view of the held entries, for burst calls that consume them.
+    pub(crate) fn held_ptr(&mut self) -> *mut *mut sys::rte_mbuf {
+        self.ptrs.as_mut_ptr()
+    }
+
+    /// Forgets the first `n` entries (consumed by TX or a ring) and moves the
+    /// rest to the front, keeping their order.
+    pub(crate) unsafe fn consume_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        self.ptrs.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+}
+
+impl<const N: usize> Drop for MbufBurst<N> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
