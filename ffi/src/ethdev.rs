@@ -405,6 +405,27 @@ impl Port {
         n
     }
 
+    /// Like [`Port::tx_burst`] but offers at most `max` mbufs (pacing).
+    #[inline]
+    pub fn tx_burst_max<const N: usize>(
+        &self,
+        queue: QueueId,
+        burst: &mut MbufBurst<N>,
+        max: usize,
+    ) -> usize {
+        let len = burst.len().min(max);
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: as tx_burst, on a prefix of the held entries.
+        let n = unsafe {
+            sys::_rte_eth_tx_burst(self.id.raw(), queue.raw(), burst.held_ptr(), len as u16)
+        } as usize;
+        // SAFETY: the first n entries now belong to the PMD.
+        unsafe { burst.consume_front(n) };
+        n
+    }
+
     /// Sends from the front of the burst; unsent mbufs stay in it, in order,
     /// for the caller to retry or drop (drop frees them). Returns how many
     /// were sent.

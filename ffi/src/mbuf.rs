@@ -143,6 +143,22 @@ impl Mbuf {
         unsafe { sys::_rte_pktmbuf_reset(self.raw.as_ptr()) }
     }
 
+    /// The mbuf's port field. PMDs set it to the receiving port id on rx;
+    /// the agent overwrites it with its own port index (see `set_port`).
+    #[inline]
+    pub fn port(&self) -> u16 {
+        // SAFETY: valid mbuf owned by self; plain field read.
+        unsafe { (*self.raw.as_ptr()).port }
+    }
+
+    /// Tags the mbuf with a port number (not every PMD sets it: net_ring
+    /// passes mbufs through untouched).
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: exclusive access; plain field write.
+        unsafe { (*self.raw.as_ptr()).port = port }
+    }
+
     /// The RSS hash the NIC wrote (0 when the PMD does not compute one).
     pub fn rss_hash(&self) -> u32 {
         // SAFETY: valid mbuf.

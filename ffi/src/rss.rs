@@ -38,7 +38,10 @@ pub struct ConvertedKey {
 impl ConvertedKey {
     /// Converts a key of at most 64 bytes (a multiple of 4).
     pub fn new(key: &[u8]) -> ConvertedKey {
-        assert!(key.len() <= 64 && key.len().is_multiple_of(4), "bad RSS key length");
+        assert!(
+            key.len() <= 64 && key.len().is_multiple_of(4),
+            "bad RSS key length"
+        );
         let mut orig = [0u32; 16];
         bytemuck_copy(key, &mut orig[..key.len() / 4]);
         let mut words = [0u32; 16];
