@@ -322,6 +322,7 @@ fn sample_status() -> Status {
                     mac: "02:00:00:00:00:01".into(),
                     up: true,
                     reachable: true,
+                    usable: true,
                     utilisation: 0.1,
                     load: 0.12,
                     rtt_us: 35.5,

@@ -122,7 +122,18 @@ impl Ring {
     /// mbufs enqueued with [`Ring::enqueue_mbufs`].
     #[inline]
     pub fn dequeue_mbufs<const N: usize>(&self, burst: &mut MbufBurst<N>) -> usize {
+        self.dequeue_mbufs_max(burst, N)
+    }
+
+    /// Like [`Ring::dequeue_mbufs`], taking at most `max` mbufs (for callers
+    /// that budget by rate or by room downstream).
+    #[inline]
+    pub fn dequeue_mbufs_max<const N: usize>(&self, burst: &mut MbufBurst<N>, max: usize) -> usize {
         let (ptr, room) = burst.spare_ptr();
+        let room = room.min(max);
+        if room == 0 {
+            return 0;
+        }
         // SAFETY: room entries of space; the ring yields owned mbufs.
         let n = unsafe {
             sys::_rte_ring_dequeue_burst(

@@ -186,7 +186,9 @@ fn port_queries_and_errors_are_clear() {
     }
     assert_eq!(ring.enqueue_mbufs(&mut b), 8);
     assert_eq!(ring.count(), 8);
-    assert_eq!(ring.dequeue_mbufs(&mut b), 8);
+    assert_eq!(ring.dequeue_mbufs_max(&mut b, 3), 3, "bounded dequeue");
+    assert_eq!(ring.count(), 5);
+    assert_eq!(ring.dequeue_mbufs(&mut b), 5);
     assert_eq!(b.as_slice()[3].data(), &frame(3, 70)[..]);
     drop(b);
     assert_eq!(pool.in_use_count(), 0);

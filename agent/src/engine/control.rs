@@ -22,11 +22,6 @@ use super::shared::{Routes, Shared};
 use super::status::*;
 use crate::sysinfo::{SystemMetrics, SystemSampler};
 
-/// The controller lowers best-effort caps when a port is this busy...
-const CONGESTED: f64 = 0.90;
-/// ...and gives bandwidth back below this.
-const RELAXED: f64 = 0.70;
-
 #[derive(Default, Clone, Copy)]
 struct PortPrev {
     ours: QueueSnapshot,
@@ -45,7 +40,7 @@ pub struct Control {
     next_sample: StdInstant,
     prev: Vec<PortPrev>,
     prev_at: StdInstant,
-    prev_pipe_tx: Vec<(u16, u64)>,
+    prev_pipe_tx: Vec<(u16, u64, u64)>,
     last_sys: SystemMetrics,
     pub status: Arc<Mutex<Status>>,
     pub alive: Arc<AtomicU64>,
@@ -61,7 +56,13 @@ pub struct Control {
     faulty: bool,
     /// Where to write the status as JSON every period (`status_json`).
     pub status_json: Option<std::path::PathBuf>,
+    /// The last sample's per-port data and loads, to rebuild the status
+    /// right after cluster events without resampling.
+    last_locals: Vec<LocalSample>,
+    last_loads: Vec<f64>,
 }
+
+type LocalSample = (QueueSnapshot, ffi::PortStats, Option<ffi::LinkStatus>, bool);
 
 impl Control {
     pub fn new(
@@ -103,6 +104,8 @@ impl Control {
             buf: vec![0u8; 9216],
             faulty: false,
             status_json: None,
+            last_locals: Vec::new(),
+            last_loads: Vec::new(),
         })
     }
 
@@ -181,7 +184,9 @@ impl Control {
     }
 
     fn drain_events(&mut self, now: Instant) {
+        let mut any = false;
         while let Some(ev) = self.node.poll_event() {
+            any = true;
             match ev {
                 Event::SelfFaulty => {
                     warn!("self-monitoring: no port hears the cluster; leaving");
@@ -195,6 +200,19 @@ impl Control {
                 }
                 ev => info!(?ev, "cluster event"),
             }
+        }
+        // Observers (status command, tests, exporters) see membership and
+        // role changes at once, not at the next periodic sample.
+        if any && !self.last_locals.is_empty() {
+            let (locals, loads) = (
+                std::mem::take(&mut self.last_locals),
+                std::mem::take(&mut self.last_loads),
+            );
+            let keep = self.loop_max_us;
+            self.build_status(now, &locals, &loads);
+            self.loop_max_us = keep;
+            self.last_locals = locals;
+            self.last_loads = loads;
         }
     }
 
@@ -390,87 +408,98 @@ impl Control {
             .set_local_metrics(node_metrics, &port_metrics, &pipe_records);
         self.last_sys = sys;
         self.build_status(now, &locals, &loads);
+        self.last_locals = locals;
+        self.last_loads = loads;
         let _ = t;
     }
 
-    /// Feedback controller (SPEC 5): when a port is congested, halve the
-    /// caps of the lowest-priority pipes that are sending (multiplicative
-    /// decrease); when every port has room, raise caps by 10% of the
-    /// threshold (additive increase) and lift them entirely once they reach
-    /// it. Each change is traced.
+    /// Feedback controller (SPEC 5). The worker already serves pipes in
+    /// strict priority order; the controller keeps lower-priority pipes from
+    /// holding the shared staging and port capacity while a higher-priority
+    /// pipe is backlogged. Each period, per pipe:
+    /// - a higher-priority pipe is backlogged (a burst or more queued, or
+    ///   sends refused since the last sample): halve this pipe's cap, from
+    ///   its measured rate, down to 1 Mb/s (multiplicative decrease);
+    /// - otherwise a capped pipe gets 5% of the node's port capacity back
+    ///   (additive increase), and its cap is lifted once it reaches its
+    ///   threshold or the capacity.
+    ///
+    /// Every change is traced.
     fn adjust_pipe_caps(&mut self) {
-        let congested = self.port_util.iter().any(|&u| u > CONGESTED);
-        let relaxed = self.port_util.iter().all(|&u| u < RELAXED);
         let pipes = self.shared.pipes.all();
-        // Per-pipe tx rates since the last sample.
         let dt = self.period.as_secs_f64().max(1e-6);
+        let capacity: u64 = self
+            .shared
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.node.local_port_up(*i as u8))
+            .map(|(_, p)| p.bandwidth_bps)
+            .sum();
+        let step = (capacity / 20).max(1_000_000);
         let mut rates = Vec::with_capacity(pipes.len());
+        let mut backlogged = Vec::with_capacity(pipes.len());
         for p in &pipes {
-            let bytes = p.counters.tx_bytes.load(Relaxed);
-            let prev = self
+            let c = p.counters.snapshot();
+            let (prev_bytes, prev_refused) = self
                 .prev_pipe_tx
                 .iter()
-                .find(|(id, _)| *id == p.id)
-                .map(|x| x.1)
-                .unwrap_or(bytes);
-            rates.push((p.id, (bytes - prev) as f64 * 8.0 / dt));
+                .find(|(id, _, _)| *id == p.id)
+                .map(|x| (x.1, x.2))
+                .unwrap_or((c.tx_bytes, c.tx_refused));
+            rates.push((p.id, (c.tx_bytes - prev_bytes) as f64 * 8.0 / dt));
+            backlogged.push(p.tx.count() >= 32 || c.tx_refused > prev_refused);
         }
         self.prev_pipe_tx = pipes
             .iter()
-            .map(|p| (p.id, p.counters.tx_bytes.load(Relaxed)))
+            .map(|p| {
+                let c = p.counters.snapshot();
+                (p.id, c.tx_bytes, c.tx_refused)
+            })
             .collect();
         self.pipe_rate = rates.clone();
-        let Some(top) = pipes.iter().map(|p| p.priority.load(Relaxed)).max() else {
-            return;
-        };
-        for (p, (_, rate)) in pipes.iter().zip(&rates) {
+        for (i, p) in pipes.iter().enumerate() {
             let prio = p.priority.load(Relaxed);
+            let pressure = pipes
+                .iter()
+                .zip(&backlogged)
+                .any(|(q, &b)| b && q.priority.load(Relaxed) > prio);
             let cap = p.cap_bps.load(Relaxed);
             let threshold = p.threshold_bps.load(Relaxed);
-            if congested && prio < top && *rate > 0.0 {
-                let new = ((if cap == 0 { *rate as u64 } else { cap }) / 2).max(1_000_000);
-                if new != cap {
-                    p.cap_bps.store(new, Relaxed);
-                    info!(
-                        pipe = p.id,
-                        prio,
-                        old_cap = cap,
-                        new_cap = new,
-                        "pipe cap lowered (port congested)"
-                    );
-                }
-            } else if relaxed && cap != 0 {
-                let step = if threshold > 0 {
-                    threshold / 10
+            let rate = rates[i].1 as u64;
+            let new = if pressure && rate > 0 {
+                let base = if cap == 0 { rate } else { cap.min(rate.max(1)) };
+                (base / 2).max(1_000_000)
+            } else if !pressure && cap != 0 {
+                let n = cap + step;
+                if (threshold > 0 && n >= threshold) || n >= capacity {
+                    0
                 } else {
-                    cap / 10
+                    n
                 }
-                .max(1_000_000);
-                let mut new = cap + step;
-                if threshold > 0 && new >= threshold {
-                    new = 0;
-                }
-                if new > 10_000_000_000 {
-                    new = 0;
-                }
+            } else {
+                cap
+            };
+            if new != cap {
                 p.cap_bps.store(new, Relaxed);
                 info!(
                     pipe = p.id,
                     prio,
-                    old_cap = cap,
-                    new_cap = new,
-                    "pipe cap raised (ports have room)"
+                    rate_bps = rate,
+                    old_cap_bps = cap,
+                    new_cap_bps = new,
+                    reason = if pressure {
+                        "higher-priority pipe backlogged"
+                    } else {
+                        "no pressure"
+                    },
+                    "pipe cap changed"
                 );
             }
         }
     }
 
-    fn build_status(
-        &mut self,
-        now: Instant,
-        locals: &[(QueueSnapshot, ffi::PortStats, Option<ffi::LinkStatus>, bool)],
-        loads: &[f64],
-    ) {
+    fn build_status(&mut self, now: Instant, locals: &[LocalSample], loads: &[f64]) {
         let node = &self.node;
         let snap = self.lb.snapshot();
         let mut st = Status {
@@ -506,6 +535,7 @@ impl Control {
                         mac: mac_str(&p.mac.0),
                         up: p.state == dmpd::PortState::Up,
                         reachable: p.reachable,
+                        usable: p.state == dmpd::PortState::Up && p.reachable,
                         utilisation: p.util_bp as f64 / 10_000.0,
                         load: p.load_bp as f64 / 10_000.0,
                         rtt_us: p.rtt_ns as f64 / 1000.0,

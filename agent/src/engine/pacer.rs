@@ -141,3 +141,31 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod pipe_rate_tests {
+    use super::*;
+
+    /// The worker's use: size the pull by full-size frames, then charge what
+    /// was taken; loops every 10 us for 2 s against a 4 Mb/s threshold.
+    #[test]
+    fn worker_style_use_holds_a_low_rate() {
+        let mut p = Pacer::new(0, 0, 0);
+        let mut now = 3_000_000_000u64;
+        let mut bits = 0u64;
+        let end = now + 2_000_000_000;
+        while now < end {
+            if p.rate_bps() != 4_000_000 {
+                p.set_rate(4_000_000);
+            }
+            let n = (p.available(now) / wire_bits(1514)).min(32);
+            for _ in 0..n {
+                assert!(p.try_take(now, wire_bits(1040)));
+                bits += wire_bits(1040);
+            }
+            now += 10_000;
+        }
+        let rate = bits as f64 / 2.0;
+        assert!(rate <= 4_000_000.0 * 1.01 + 72_336.0 / 2.0, "{rate}");
+    }
+}

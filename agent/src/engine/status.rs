@@ -48,8 +48,12 @@ pub struct NodeStatus {
 pub struct PeerPortStatus {
     pub idx: u8,
     pub mac: String,
+    /// The node's own view: the port hears heartbeats.
     pub up: bool,
+    /// The master's view: it hears the node's responses on this port.
     pub reachable: bool,
+    /// Both: traffic may use the port (what the balancer uses).
+    pub usable: bool,
     pub utilisation: f64,
     pub load: f64,
     pub rtt_us: f64,

@@ -312,7 +312,8 @@ fn pull_pipe(
             return 0;
         }
     }
-    let got = pipe.tx.dequeue_mbufs(tx);
+    // At most what the pipe's rate and the ports' staging room allow.
+    let got = pipe.tx.dequeue_mbufs_max(tx, n);
     if got == 0 {
         return 0;
     }
