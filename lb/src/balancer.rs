@@ -74,6 +74,15 @@ fn is_up(bitmap: u16, port: u8) -> bool {
     port < MAX_PORTS as u8 && bitmap >> port & 1 == 1
 }
 
+/// [`is_up`] without the range check, for a port that is below
+/// [`MAX_PORTS`] or is [`NO_PORT`] (a bucket's ports): `NO_PORT & 31` is
+/// bit 31, beyond any 16-bit bitmap, so it is never up.
+#[inline(always)]
+fn is_up_or_no_port(bitmap: u16, port: u8) -> bool {
+    debug_assert!(port < MAX_PORTS as u8 || port == NO_PORT);
+    u32::from(bitmap) >> (port & 31) & 1 == 1
+}
+
 /// Indexed binary min-heap of up to 16 ports keyed by load.
 ///
 /// `add_load` raises one port's key and restores the heap with a single
@@ -279,6 +288,20 @@ impl NodePorts {
         }
         let index = ((hash >> 16) * n) >> 16;
         Some(self.candidates[index as usize])
+    }
+
+    /// [`Self::pick`] with [`NO_PORT`] for `None`, without branches.
+    #[inline(always)]
+    fn pick_or_none(&self, hash: u32) -> u8 {
+        let n = u32::from(self.n_candidates);
+        // index < n <= MAX_PORTS; the mask only spares the bounds check.
+        let index = (((hash >> 16) * n) >> 16) as usize & (MAX_PORTS - 1);
+        let port = self.candidates[index];
+        if n == 0 {
+            NO_PORT
+        } else {
+            port
+        }
     }
 }
 
@@ -802,11 +825,12 @@ impl Balancer {
         // Mean load carried per active bucket: what one more active bucket
         // is likely to add to its port before the next refresh shows it.
         let gap = self.config.idle_gap_ns;
+        // Branch-free: whether a bucket is active is data, not control flow.
         let active = self
             .buckets
             .iter()
-            .filter(|b| b.tx != NO_PORT && now_ns.saturating_sub(b.last_ns) < gap)
-            .count() as u64;
+            .map(|b| u64::from((b.tx != NO_PORT) & (now_ns.saturating_sub(b.last_ns) < gap)))
+            .sum::<u64>();
         let floor = u64::from(to_ppm(self.config.min_flow_load));
         let ceiling = u64::from(to_ppm(self.config.max_flow_load));
         self.flow_load_ppm = (total / active.max(1)).clamp(floor, ceiling);
@@ -818,6 +842,7 @@ impl Balancer {
     #[inline]
     pub fn decide(&mut self, now_ns: u64, key_hash: u32, dst_node: u16) -> Decision {
         self.refresh(now_ns);
+        self.counters.decisions += 1;
         self.decide_one(now_ns, key_hash, dst_node)
     }
 
@@ -832,53 +857,88 @@ impl Balancer {
         out: &mut [Decision],
     ) -> usize {
         self.refresh(now_ns);
-        let mut count = 0;
-        for ((slot, &hash), &dst) in out.iter_mut().zip(key_hashes).zip(dst_nodes) {
+        let count = out.len().min(key_hashes.len()).min(dst_nodes.len());
+        for ((slot, &hash), &dst) in out[..count]
+            .iter_mut()
+            .zip(&key_hashes[..count])
+            .zip(&dst_nodes[..count])
+        {
             *slot = self.decide_one(now_ns, hash, dst);
-            count += 1;
         }
+        self.counters.decisions += count as u64;
         count
     }
 
-    #[inline]
+    /// The per-packet decision (the caller counts it). An active bucket
+    /// whose port is up, the common case, is decided here in a few
+    /// instructions; everything else goes to [`Self::decide_slow`].
+    #[inline(always)]
     fn decide_one(&mut self, now_ns: u64, key_hash: u32, dst_node: u16) -> Decision {
-        self.counters.decisions += 1;
         let b = key_hash as usize & self.mask;
+        let bucket = self.buckets[b];
+        // `is_up` is false for NO_PORT, so this is "active and its port up".
+        if now_ns.saturating_sub(bucket.last_ns) < self.config.idle_gap_ns
+            && is_up_or_no_port(self.available, bucket.tx)
+        {
+            let same_flow = bucket.dst == dst_node;
+            // Both candidates are computed and one is selected, so that
+            // flows colliding in a bucket (a coin flip per packet) cost no
+            // branch mispredictions.
+            let rx = match self.remote.get(dst_node) {
+                Some(n) => {
+                    let picked = n.pick_or_none(key_hash);
+                    if same_flow & is_up_or_no_port(n.available, bucket.rx) {
+                        bucket.rx
+                    } else {
+                        picked
+                    }
+                }
+                None => NO_PORT,
+            };
+            // The bucket keeps its owner: a colliding flow to another node
+            // must not take over the owner's rx stickiness.
+            let slot = &mut self.buckets[b];
+            slot.last_ns = now_ns.max(bucket.last_ns);
+            slot.rx = if same_flow { rx } else { bucket.rx };
+            return Decision {
+                tx_port: bucket.tx,
+                rx_port: (rx != NO_PORT).then_some(rx),
+            };
+        }
+        self.decide_slow(now_ns, key_hash, dst_node, b)
+    }
+
+    /// A bucket that is new, idle, or whose port is down.
+    #[inline(never)]
+    fn decide_slow(&mut self, now_ns: u64, key_hash: u32, dst_node: u16, b: usize) -> Decision {
         let bucket = self.buckets[b];
         let active =
             bucket.tx != NO_PORT && now_ns.saturating_sub(bucket.last_ns) < self.config.idle_gap_ns;
         let home = self.reta[b];
-        let (tx, moved) = if active && is_up(self.available, bucket.tx) {
-            (bucket.tx, bucket.moved)
+        // A bucket that load moved off its home keeps its new port as long
+        // as that port is up: sending it home whenever it pauses would make
+        // flows oscillate between home and the least-loaded port. A bucket
+        // that a failure moved goes home again.
+        let preferred = if bucket.moved && is_up(self.available, bucket.tx) {
+            bucket.tx
         } else {
-            // A bucket that load moved off its home keeps its new port as
-            // long as that port is up: sending it home whenever it pauses
-            // would make flows oscillate between home and the least-loaded
-            // port. A bucket that a failure moved goes home again.
-            let preferred = if bucket.moved && is_up(self.available, bucket.tx) {
-                bucket.tx
-            } else {
-                home
-            };
-            if active || !is_up(self.available, preferred) {
-                self.counters.failovers += 1;
-            }
-            if bucket.tx != NO_PORT
-                && bucket.last_ns >= self.refreshed_ns[0]
-                && is_up(self.available, bucket.tx)
-            {
-                // The bucket ran during the measured period: its load is in
-                // its old port's figure and leaves with it. Without this,
-                // an overloaded port would shed every flow that pauses
-                // before the next refresh.
-                self.discharge(bucket.tx);
-            }
-            let tx = self.place(preferred);
-            (
-                tx,
-                tx != home && tx != NO_PORT && is_up(self.available, home),
-            )
+            home
         };
+        if active || !is_up(self.available, preferred) {
+            self.counters.failovers += 1;
+        }
+        if bucket.tx != NO_PORT
+            && bucket.last_ns >= self.refreshed_ns[0]
+            && is_up(self.available, bucket.tx)
+        {
+            // The bucket ran during the measured period: its load is in its
+            // old port's figure and leaves with it. Without this, an
+            // overloaded port would shed every flow that pauses before the
+            // next refresh.
+            self.discharge(bucket.tx);
+        }
+        let tx = self.place(preferred);
+        let moved = tx != home && tx != NO_PORT && is_up(self.available, home);
         if tx == NO_PORT {
             self.counters.no_port += 1;
         }
