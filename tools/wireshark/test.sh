@@ -18,16 +18,18 @@
 # If another session's cluster (dmpd-sw / dmpd-n*) exists, waits for it to go
 # away (poll every 15 s, up to 10 min) instead of tearing it down.
 #
-# Environment: CARGO_TARGET_DIR (default /work/target-ws), DMPD_WS_SKIP_BUILD=1
+# Environment: CARGO_TARGET_DIR (default <repo>/target), DMPD_WS_SKIP_BUILD=1
 # to use already built binaries, DMPD_WS_KEEP=DIR to keep the capture there.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$REPO/tools/wireshark
 LUA=$HERE/dmpd.lua
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-ws}
-AGENT=$CARGO_TARGET_DIR/release/dmpd-agent
-STREAM=$CARGO_TARGET_DIR/release/dmpd-stream
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+# DMPD_AGENT / DMPD_STREAM: use these binaries (and skip the build).
+AGENT=${DMPD_AGENT:-$CARGO_TARGET_DIR/release/dmpd-agent}
+STREAM=${DMPD_STREAM:-$CARGO_TARGET_DIR/release/dmpd-stream}
+[[ -n ${DMPD_AGENT:-} ]] && DMPD_WS_SKIP_BUILD=1
 
 PASS=0
 FAIL=0
