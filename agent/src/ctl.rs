@@ -1,12 +1,20 @@
 //! The local control socket: line-delimited JSON requests and replies over
-//! a Unix stream socket (mode 0600). Served by its own thread so a slow
-//! client never delays the control loop; it reads the status the control
-//! loop publishes and changes only atomics.
+//! a Unix stream socket (mode 0600). Served by its own threads (one per
+//! connection) so a slow client never delays the control loop; it reads the
+//! status the control loop publishes and changes only atomics.
+//!
+//! `open_pipe` lets a DPDK secondary process (see [`crate::client`]) use a
+//! pipe: the agent creates it and answers with the names of its rings and of
+//! the mbuf pool. A pipe opened this way belongs to the connection that
+//! opened it and is closed when that connection ends (the application
+//! exited or was killed), so a dead application leaves no open pipe.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +22,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use crate::engine::pipe::PipeParams;
+use crate::engine::pipe::{pool_name, ring_names, Pipe, PipeParams};
 use crate::engine::status::Status;
 use crate::engine::EngineHandle;
 
@@ -33,6 +41,40 @@ pub enum Request {
         threshold_bps: Option<u64>,
         buffer: Option<u32>,
     },
+    /// Opens a pipe for a secondary process; the reply's `attach` says
+    /// where its rings are. Closed by `close_pipe` or when the connection
+    /// that opened it ends.
+    OpenPipe {
+        id: u16,
+        #[serde(default)]
+        priority: u8,
+        #[serde(default)]
+        threshold_bps: u64,
+        #[serde(default = "default_buffer")]
+        buffer: u32,
+    },
+    /// Closes a pipe opened with `open_pipe` on this connection.
+    ClosePipe { id: u16 },
+}
+
+fn default_buffer() -> u32 {
+    PipeParams::default().buffer
+}
+
+/// What a secondary process needs to use a pipe the agent opened for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachInfo {
+    /// Named `rte_ring`s: application to agent, agent to application.
+    pub tx_ring: String,
+    pub rx_ring: String,
+    /// The agent's mbuf pool (frames are built in it).
+    pub pool: String,
+    pub ethertype: u16,
+    pub cluster_id: u32,
+    pub node: u16,
+    pub max_payload: usize,
+    /// Most messages queued for sending (after clamping).
+    pub buffer: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,7 +84,31 @@ pub struct Reply {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<AttachInfo>,
 }
+
+impl Reply {
+    fn ok() -> Reply {
+        Reply {
+            ok: true,
+            error: None,
+            status: None,
+            attach: None,
+        }
+    }
+
+    fn err(e: String) -> Reply {
+        Reply {
+            ok: false,
+            error: Some(e),
+            ..Reply::ok()
+        }
+    }
+}
+
+/// Pipes opened over the socket, with the connection that owns each.
+type Opened = Mutex<HashMap<u16, (u64, Pipe)>>;
 
 /// Serves the socket until the process exits.
 pub fn serve(
@@ -56,14 +122,27 @@ pub fn serve(
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let opened: Arc<Opened> = Arc::new(Mutex::new(HashMap::new()));
     let h = std::thread::Builder::new()
         .name("dmpd-ctl".into())
         .spawn(move || {
+            let next_conn = AtomicU64::new(1);
             for conn in listener.incoming() {
                 match conn {
                     Ok(s) => {
-                        if let Err(e) = handle(s, &status, &engine) {
-                            debug!(%e, "control socket client");
+                        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+                        let (status, engine, opened) =
+                            (status.clone(), engine.clone(), opened.clone());
+                        let spawned = std::thread::Builder::new()
+                            .name("dmpd-ctl-conn".into())
+                            .spawn(move || {
+                                if let Err(e) = handle(s, conn, &status, &engine, &opened) {
+                                    debug!(%e, "control socket client");
+                                }
+                                close_owned(conn, &engine, &opened);
+                            });
+                        if let Err(e) = spawned {
+                            warn!(%e, "control socket: cannot spawn a connection thread");
                         }
                     }
                     Err(e) => warn!(%e, "control socket accept"),
@@ -73,20 +152,42 @@ pub fn serve(
     Ok(h)
 }
 
-fn handle(s: UnixStream, status: &Mutex<Status>, engine: &EngineHandle) -> std::io::Result<()> {
+/// Closes the pipes connection `conn` opened (it ended).
+fn close_owned(conn: u64, engine: &EngineHandle, opened: &Opened) {
+    let mut o = opened.lock();
+    let ids: Vec<u16> = o
+        .iter()
+        .filter(|(_, (c, _))| *c == conn)
+        .map(|(&id, _)| id)
+        .collect();
+    for id in ids {
+        o.remove(&id);
+        engine.close_pipe(id);
+        tracing::info!(pipe = id, "pipe of a closed control connection closed");
+    }
+}
+
+fn handle(
+    s: UnixStream,
+    conn: u64,
+    status: &Mutex<Status>,
+    engine: &EngineHandle,
+    opened: &Opened,
+) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
     let mut line = String::new();
     while r.read_line(&mut line)? > 0 {
         let reply = match serde_json::from_str::<Request>(line.trim()) {
-            Ok(req) => answer(req, status, engine),
-            Err(e) => Reply {
-                ok: false,
-                error: Some(format!("bad request: {e}")),
-                status: None,
-            },
+            Ok(req) => answer(req, conn, status, engine, opened),
+            Err(e) => Reply::err(format!("bad request: {e}")),
         };
+        if reply.attach.is_some() {
+            // The connection owns a pipe now: it stays open as long as the
+            // application lives, idle or not.
+            r.get_ref().set_read_timeout(None)?;
+        }
         serde_json::to_writer(&mut w, &reply)?;
         w.write_all(b"\n")?;
         line.clear();
@@ -94,12 +195,14 @@ fn handle(s: UnixStream, status: &Mutex<Status>, engine: &EngineHandle) -> std::
     Ok(())
 }
 
-fn answer(req: Request, status: &Mutex<Status>, engine: &EngineHandle) -> Reply {
-    let ok = Reply {
-        ok: true,
-        error: None,
-        status: None,
-    };
+fn answer(
+    req: Request,
+    conn: u64,
+    status: &Mutex<Status>,
+    engine: &EngineHandle,
+    opened: &Opened,
+) -> Reply {
+    let ok = Reply::ok();
     match req {
         Request::Status => Reply {
             status: serde_json::to_value(&*status.lock()).ok(),
@@ -115,11 +218,7 @@ fn answer(req: Request, status: &Mutex<Status>, engine: &EngineHandle) -> Reply 
             threshold_bps,
             buffer,
         } => match engine.shared().pipes.get(id) {
-            None => Reply {
-                ok: false,
-                error: Some(format!("pipe {id} is not open")),
-                status: None,
-            },
+            None => Reply::err(format!("pipe {id} is not open")),
             Some(p) => {
                 use std::sync::atomic::Ordering::Relaxed;
                 if let Some(v) = priority {
@@ -135,10 +234,58 @@ fn answer(req: Request, status: &Mutex<Status>, engine: &EngineHandle) -> Reply 
                         Relaxed,
                     );
                 }
-                let _: PipeParams = p.params();
                 ok
             }
         },
+        Request::OpenPipe {
+            id,
+            priority,
+            threshold_bps,
+            buffer,
+        } => {
+            let params = PipeParams {
+                priority,
+                threshold_bps,
+                buffer,
+            };
+            match engine.open_pipe(id, params) {
+                Err(e) => Reply::err(e.to_string()),
+                Ok(pipe) => {
+                    let tpl = pipe.template();
+                    let (tx_ring, rx_ring) = ring_names(tpl.node, id);
+                    let attach = AttachInfo {
+                        tx_ring,
+                        rx_ring,
+                        pool: pool_name(tpl.node),
+                        ethertype: tpl.ethertype,
+                        cluster_id: tpl.cluster_id,
+                        node: tpl.node,
+                        max_payload: tpl.max_payload,
+                        buffer: pipe.params().buffer,
+                    };
+                    opened.lock().insert(id, (conn, pipe));
+                    tracing::info!(pipe = id, "pipe opened for a secondary process");
+                    Reply {
+                        attach: Some(attach),
+                        ..ok
+                    }
+                }
+            }
+        }
+        Request::ClosePipe { id } => {
+            // Only the owner: another process may still use the rings, and
+            // they are freed with the pipe.
+            let mut o = opened.lock();
+            match o.get(&id) {
+                Some((owner, _)) if *owner == conn => {
+                    o.remove(&id);
+                    drop(o);
+                    engine.close_pipe(id);
+                    ok
+                }
+                _ => Reply::err(format!("pipe {id} was not opened on this connection")),
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The DMPD agent engine: control lcore (election, monitoring, heartbeats)
 //! plus polling lcores for the NIC queues, pipes for applications.
 
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod sysinfo;

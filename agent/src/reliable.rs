@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::engine::pipe::{Message, Pipe, SendError, SendMeta, PTYPE_ACK};
+use crate::engine::pipe::{Message, Pipe, PipeIo, SendError, SendMeta, PTYPE_ACK};
 use dmpd::wire::data::DataFlags;
 
 /// Parameters of a reliable stream.
@@ -214,9 +214,10 @@ pub struct Delivered {
     pub payload: Bytes,
 }
 
-/// Reliable streams to and from any number of peers over one pipe.
-pub struct ReliablePipe {
-    pipe: Pipe,
+/// Reliable streams to and from any number of peers over one pipe, of
+/// either kind ([`Pipe`] in-process, `client::RemotePipe` attached).
+pub struct ReliablePipe<P: PipeIo = Pipe> {
+    pipe: P,
     cfg: ReliableConfig,
     senders: HashMap<Peer, Sender>,
     receivers: HashMap<Peer, Receiver>,
@@ -227,8 +228,8 @@ pub struct ReliablePipe {
     pub other: VecDeque<Message>,
 }
 
-impl ReliablePipe {
-    pub fn new(pipe: Pipe, cfg: ReliableConfig) -> ReliablePipe {
+impl<P: PipeIo> ReliablePipe<P> {
+    pub fn new(pipe: P, cfg: ReliableConfig) -> ReliablePipe<P> {
         ReliablePipe {
             pipe,
             cfg,
@@ -241,7 +242,7 @@ impl ReliablePipe {
         }
     }
 
-    pub fn pipe(&self) -> &Pipe {
+    pub fn pipe(&self) -> &P {
         &self.pipe
     }
 

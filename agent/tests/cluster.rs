@@ -369,7 +369,16 @@ fn a_paced_port_carries_exactly_what_was_sent_at_its_bandwidth() {
     let r1 = c.run.join("app1.json");
     let r2 = c.run.join("app2.json");
     c.start(2, &["--stream", "pipe=1", "--report", r2.to_str().unwrap()]);
+    // Node 1 floods as soon as node 2 is in its table; record who leads.
     c.start(1, &["--stream", &s1, "--report", r1.to_str().unwrap()]);
+    let master0 = c
+        .wait(Duration::from_secs(20), |c| {
+            converged(c, &[1, 2], 1).is_some()
+        })
+        .and_then(|_| converged(&c, &[1, 2], 1))
+        .map(|m| Value::from(m as u64))
+        .unwrap_or_else(|| panic!("no convergence\n{}", c.logs()));
+    let term0 = c.status(1).unwrap()["term"].clone();
     // Sample node 1's reported utilisation while it sends.
     let mut utils = Vec::new();
     let t0 = Instant::now();
@@ -408,6 +417,12 @@ fn a_paced_port_carries_exactly_what_was_sent_at_its_bandwidth() {
             c.status(2).unwrap()["pipes"][0]["counters"]
         )
     });
+    // The saturated port did not delay heartbeats into a false failover.
+    for i in [1, 2] {
+        let st = c.status(i).unwrap();
+        assert_eq!(st["term"], term0, "node {i}: term changed under load");
+        assert_eq!(st["master"], master0, "node {i}: master changed under load");
+    }
     // Mid-run utilisation is the paced rate: 100% of 20 Mb/s within 5%.
     utils.sort_by(f64::total_cmp);
     assert!(utils.len() >= 3, "too few samples: {utils:?}");
@@ -458,6 +473,11 @@ fn pipe_thresholds_priorities_and_runtime_changes() {
             && converged(c, &[1, 2], 1).is_some()
     })
     .unwrap_or_else(|| panic!("no start\n{}", c.logs()));
+    let lead = |c: &Cluster| {
+        let st = c.status(2).unwrap();
+        (st["master"].clone(), st["term"].clone())
+    };
+    let lead0 = lead(&c);
     std::thread::sleep(Duration::from_secs(2));
 
     let rates = |c: &Cluster, secs: f64| -> Vec<f64> {
@@ -556,9 +576,187 @@ fn pipe_thresholds_priorities_and_runtime_changes() {
         refused(&b) > refused(&a),
         "sends not refused at the new buffer"
     );
+    // Control frames go ahead of the data flood: no false failover.
+    assert_eq!(
+        lead(&c),
+        lead0,
+        "master or term changed under a saturated port"
+    );
     // The feedback controller's caps are traced in the log.
     assert!(
         c.log(1).contains("pipe cap changed"),
         "no controller trace in node 1's log"
     );
+}
+
+#[test]
+fn secondary_processes_attach_to_agents_and_stream_reliably() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Like Cluster::up, with --huge: a secondary needs the agent's memory
+    // in shared hugepages.
+    let run = std::env::temp_dir().join(format!("dmpd-test-secondary-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    Cluster::script(&run, &["down"]);
+    let out = Cluster::script(
+        &run,
+        &[
+            "up",
+            "-n",
+            "2",
+            "-p",
+            "2",
+            "--period-ms",
+            &PERIOD_MS.to_string(),
+            "--no-start",
+            "--no-build",
+            "--huge",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "cluster up --huge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Cluster { run, nodes: 2 };
+    c.start(1, &[]);
+    c.start(2, &[]);
+    let both = [1u16, 2];
+    let master = c
+        .wait(Duration::from_secs(20), |c| {
+            converged(c, &both, 2).is_some()
+        })
+        .and_then(|_| converged(&c, &both, 2))
+        .unwrap_or_else(|| panic!("no convergence\n{}", c.logs()));
+    let term = c.status(1).unwrap()["term"].clone();
+    // The agent's EAL file prefix, as scripts/cluster wrote it.
+    let prefix = |i: u16| -> String {
+        let t = std::fs::read_to_string(c.config(i)).unwrap();
+        let l = t.lines().find(|l| l.starts_with("file_prefix")).unwrap();
+        l.split('"').nth(1).unwrap().to_string()
+    };
+    let secondary = |i: u16, in_ns: bool, stream: &str, report: &str| {
+        let sock = c.run.join(format!("node{i}.sock"));
+        let mut args: Vec<String> = vec![
+            "--attach".into(),
+            sock.to_str().unwrap().into(),
+            "--file-prefix".into(),
+            prefix(i),
+            "--stream".into(),
+            stream.into(),
+            "--report".into(),
+            c.run.join(report).to_str().unwrap().into(),
+            "--exit-when-done".into(),
+            "--linger".into(),
+            "1".into(),
+        ];
+        let bin = env!("CARGO_BIN_EXE_dmpd-stream");
+        let mut cmd = if in_ns {
+            // DPDK multi-process goes through files (runtime directory,
+            // hugepages), not the network: either way works.
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &prefix(i), bin]);
+            cmd
+        } else {
+            Command::new(bin)
+        };
+        args.drain(..).for_each(|a| {
+            cmd.arg(a);
+        });
+        cmd.env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(c.run.join(format!("{report}.log"))).unwrap())
+            .spawn()
+            .expect("start dmpd-stream --attach")
+    };
+    let pipe_ids = |c: &Cluster, i: u16| -> Vec<u64> {
+        c.status(i)
+            .and_then(|s| {
+                s["pipes"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|p| p["id"].as_u64()).collect())
+            })
+            .unwrap_or_default()
+    };
+    let count = 2000;
+    let mut a1 = secondary(
+        1,
+        false,
+        &format!("pipe=5,to=2:5,count={count},rate=2000,reliable"),
+        "sec1.json",
+    );
+    let mut a2 = secondary(
+        2,
+        true,
+        &format!("pipe=5,to=1:5,count={count},rate=2000,reliable"),
+        "sec2.json",
+    );
+    let applogs = |c: &Cluster| {
+        format!(
+            "{}\n--- sec1\n{}\n--- sec2\n{}",
+            c.logs(),
+            std::fs::read_to_string(c.run.join("sec1.json.log")).unwrap_or_default(),
+            std::fs::read_to_string(c.run.join("sec2.json.log")).unwrap_or_default()
+        )
+    };
+    // The agents own the pipes: their status lists them like any other.
+    let listed = c.wait(Duration::from_secs(10), |c| {
+        both.iter().all(|&i| pipe_ids(c, i).contains(&5))
+    });
+    let t0 = Instant::now();
+    let (mut s1, mut s2) = (None, None);
+    while listed.is_some()
+        && t0.elapsed() < Duration::from_secs(40)
+        && (s1.is_none() || s2.is_none())
+    {
+        s1 = s1.or_else(|| a1.try_wait().unwrap());
+        s2 = s2.or_else(|| a2.try_wait().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (Some(s1), Some(s2)) = (s1, s2) else {
+        for a in [&mut a1, &mut a2] {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        assert!(listed.is_some(), "pipe 5 not in the agents' status");
+        panic!("secondaries did not finish\n{}", applogs(&c));
+    };
+    assert!(
+        s1.success() && s2.success(),
+        "exit {s1} / {s2}\n{}",
+        applogs(&c)
+    );
+    for (f, peer) in [("sec1.json", "2:5"), ("sec2.json", "1:5")] {
+        let r = c.report(f).unwrap_or_else(|| panic!("no {f}"));
+        let s = &r["streams"][0];
+        assert_eq!(s["all_delivered"], true, "{f}: {s}");
+        assert_eq!(s["sent"][peer]["delivered"], count, "{f}: {s}");
+        let got = &s["received"][peer];
+        assert_eq!(got["messages"], count, "{f}: {s}");
+        assert_eq!(got["in_order"], count, "{f}: {s}");
+        for k in ["duplicates", "out_of_order", "missing", "corrupt"] {
+            assert_eq!(got[k], 0, "{f}: {k}: {s}");
+        }
+    }
+    // A normal exit closes the pipes; the agents carry on undisturbed.
+    c.wait(Duration::from_secs(5), |c| {
+        both.iter().all(|&i| !pipe_ids(c, i).contains(&5))
+    })
+    .unwrap_or_else(|| panic!("pipe 5 still open after exit\n{}", c.logs()));
+
+    // kill -9 of a secondary: the agent closes its pipe (the control
+    // connection ended) and keeps its role.
+    let mut a3 = secondary(1, true, "pipe=6,to=2:6,count=0,rate=2000", "sec3.json");
+    let opened = c.wait(Duration::from_secs(10), |c| pipe_ids(c, 1).contains(&6));
+    std::thread::sleep(Duration::from_millis(500));
+    // `ip netns exec` execs the program: this is dmpd-stream's own pid.
+    a3.kill().unwrap();
+    let _ = a3.wait();
+    assert!(opened.is_some(), "pipe 6 not opened\n{}", applogs(&c));
+    c.wait(Duration::from_secs(5), |c| !pipe_ids(c, 1).contains(&6))
+        .unwrap_or_else(|| panic!("pipe 6 still open after kill -9\n{}", c.logs()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(converged(&c, &both, 2), Some(master), "\n{}", c.logs());
+    for i in both {
+        assert_eq!(c.status(i).unwrap()["term"], term, "node {i}: term changed");
+    }
 }

@@ -1,5 +1,6 @@
 //! `dmpd-stream`: the example application. It runs the engine in-process
-//! (it is a full agent for its node) and streams sequenced messages through
+//! (it is a full agent for its node), or attaches to a running agent as a
+//! DPDK secondary process (`--attach`), and streams sequenced messages through
 //! a pipe to other nodes' pipes, checking what it receives: per source,
 //! every message exactly once and in order (reliable mode), or counts of
 //! losses, duplicates and reordering (best effort). It writes a JSON report.
@@ -8,6 +9,8 @@
 //! dmpd-stream --config node1.toml \
 //!     --stream pipe=1,to=2:1+3:1,count=10000,rate=2000,reliable \
 //!     --stream pipe=2,to=2:2,rate=0,size=1000,priority=7 --report /tmp/n1.json
+//! dmpd-stream --attach run/cluster/node1.sock --file-prefix dmpd-n1 \
+//!     --stream pipe=5,to=2:5,count=2000,reliable --exit-when-done
 //! ```
 
 use std::collections::BTreeMap;
@@ -16,8 +19,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use agent::engine::pipe::PipeIo;
 use agent::reliable::{ReliableConfig, ReliablePipe};
-use agent::{EngineHandle, Pipe, PipeParams};
+use agent::{EngineHandle, PipeParams};
 use bytes::Bytes;
 use clap::Parser;
 use serde::Serialize;
@@ -27,10 +31,19 @@ use serde::Serialize;
     name = "dmpd-stream",
     about = "Stream sequenced messages between nodes through DMPD pipes"
 )]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["config", "attach"])))]
 struct Args {
     /// This node's agent configuration (the engine runs in this process).
     #[arg(short, long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// Instead of running an engine, attach to the agent serving this
+    /// control socket as a DPDK secondary process (the agent must run on
+    /// hugepages); needs --file-prefix.
+    #[arg(long, requires = "file_prefix")]
+    attach: Option<PathBuf>,
+    /// The agent's EAL file prefix (`eal.file_prefix`, default `dmpd-NODE`).
+    #[arg(long, requires = "attach")]
+    file_prefix: Option<String>,
     /// A stream: `pipe=ID[,to=NODE:PIPE[+NODE:PIPE...]][,count=N][,rate=MSGS_PER_S]
     /// [,size=BYTES][,reliable][,priority=P][,threshold_mbps=M][,buffer=N]`.
     /// Repeatable; a stream without `to` only receives.
@@ -211,10 +224,10 @@ impl Seen {
     }
 }
 
-struct Stream {
+struct Stream<P: PipeIo> {
     spec: StreamSpec,
-    pipe: Pipe,
-    rp: ReliablePipe,
+    pipe: P,
+    rp: ReliablePipe<P>,
     next_seq: BTreeMap<(u16, u16), u64>,
     sent: BTreeMap<(u16, u16), SentStats>,
     seen: BTreeMap<(u16, u16), Seen>,
@@ -222,7 +235,7 @@ struct Stream {
     next_send: Instant,
 }
 
-impl Stream {
+impl<P: PipeIo> Stream<P> {
     fn all_sent(&self, time_up: bool) -> bool {
         self.spec.to.is_empty()
             || time_up
@@ -308,21 +321,99 @@ impl Stream {
     }
 }
 
+fn params(spec: &StreamSpec) -> PipeParams {
+    PipeParams {
+        priority: spec.priority,
+        threshold_bps: (spec.threshold_mbps * 1e6) as u64,
+        buffer: spec.buffer,
+    }
+}
+
+/// The in-process application: pipes from the engine's handle.
 fn app(args: Args, h: EngineHandle, quit: &'static AtomicBool) {
-    let me = h.node();
+    run_streams(
+        &args,
+        h.node(),
+        |spec| {
+            h.open_pipe(spec.pipe, params(spec))
+                .map_err(|e| e.to_string())
+        },
+        || h.reachable_nodes(),
+        quit,
+    );
+}
+
+/// Attached to a running agent: pipes through its control socket and
+/// shared memory; reachability from its status (polled every 200 ms).
+fn attached_app(args: Args, socket: PathBuf, prefix: String) -> ExitCode {
+    let a = match agent::client::attach(&socket, &prefix, &[]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    static QUIT: AtomicBool = AtomicBool::new(false);
+    let mut reachable = Vec::new();
+    let mut polled: Option<Instant> = None;
+    // The loop runs on a thread EAL does not know (lcore id "any"): its
+    // mbuf allocations bypass the per-lcore mempool caches, which are
+    // shared with the agent by lcore id.
+    let a2 = a.clone();
+    let t = std::thread::Builder::new()
+        .name("dmpd-stream".into())
+        .spawn(move || {
+            let a = a2;
+            run_streams(
+                &args,
+                a.node(),
+                |spec| {
+                    a.open_pipe(spec.pipe, params(spec))
+                        .map_err(|e| e.to_string())
+                },
+                || {
+                    if polled.is_none_or(|t| t.elapsed() >= Duration::from_millis(200)) {
+                        polled = Some(Instant::now());
+                        match a.reachable_nodes() {
+                            Ok(v) => reachable = v,
+                            Err(e) => {
+                                eprintln!("error: agent status: {e}");
+                                QUIT.store(true, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    reachable.clone()
+                },
+                &QUIT,
+            )
+        })
+        .expect("spawn the stream thread");
+    let ok = t.join().unwrap_or(false);
+    drop(a);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The stream loop, over either kind of pipe. Returns false when a pipe
+/// could not be opened.
+fn run_streams<P: PipeIo + Clone>(
+    args: &Args,
+    me: u16,
+    mut open: impl FnMut(&StreamSpec) -> Result<P, String>,
+    mut reachable_nodes: impl FnMut() -> Vec<u16>,
+    quit: &AtomicBool,
+) -> bool {
     let mut streams = Vec::new();
     for spec in &args.streams {
-        let params = PipeParams {
-            priority: spec.priority,
-            threshold_bps: (spec.threshold_mbps * 1e6) as u64,
-            buffer: spec.buffer,
-        };
-        let pipe = match h.open_pipe(spec.pipe, params) {
+        let pipe = match open(spec) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: pipe {}: {e}", spec.pipe);
                 quit.store(true, Ordering::SeqCst);
-                return;
+                return false;
             }
         };
         streams.push(Stream {
@@ -342,7 +433,7 @@ fn app(args: Args, h: EngineHandle, quit: &'static AtomicBool) {
     while !quit.load(Ordering::Relaxed) {
         let el = start.elapsed().as_secs_f64();
         let time_up = args.duration.is_some_and(|d| el >= d);
-        let reachable = h.reachable_nodes();
+        let reachable = reachable_nodes();
         for s in streams.iter_mut() {
             s.step(me, &reachable, time_up, start);
         }
@@ -374,6 +465,7 @@ fn app(args: Args, h: EngineHandle, quit: &'static AtomicBool) {
         }
         std::thread::sleep(Duration::from_micros(200));
     }
+    true
 }
 
 fn main() -> ExitCode {
@@ -384,6 +476,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let config = args.config.clone();
-    agent::runner::run_agent(&config, Some(Box::new(move |h, q| app(args, h, q))))
+    match (
+        args.config.clone(),
+        args.attach.clone(),
+        args.file_prefix.clone(),
+    ) {
+        (Some(config), _, _) => {
+            agent::runner::run_agent(&config, Some(Box::new(move |h, q| app(args, h, q))))
+        }
+        (None, Some(socket), Some(prefix)) => attached_app(args, socket, prefix),
+        _ => unreachable!("clap requires --config or --attach with --file-prefix"),
+    }
 }

@@ -283,71 +283,38 @@ impl Pipe {
         if s.state() == PipeState::Closed {
             return Err(SendError::Closed);
         }
-        if payload.len() > self.tpl.max_payload {
-            return Err(SendError::TooBig {
-                len: payload.len(),
-                max: self.tpl.max_payload,
-            });
-        }
         let buffer = s.buffer.load(Relaxed);
-        if s.tx.count() >= buffer {
-            s.counters.tx_refused.fetch_add(1, Relaxed);
-            s.state.store(PipeState::Full as u8, Relaxed);
-            return Err(SendError::Full(buffer));
+        let r = enqueue_frame(
+            &s.tx,
+            &self.pool,
+            &self.tpl,
+            buffer,
+            s.id,
+            (dst_node, dst_pipe),
+            meta,
+            payload,
+        );
+        match r {
+            Err(SendError::Full(_)) => {
+                s.counters.tx_refused.fetch_add(1, Relaxed);
+                s.state.store(PipeState::Full as u8, Relaxed);
+            }
+            Ok(()) if s.state() == PipeState::Full => {
+                s.state.store(PipeState::Open as u8, Relaxed);
+            }
+            _ => {}
         }
-        let mut m = Mbuf::alloc(&self.pool).map_err(|_| SendError::NoBuffers)?;
-        let len = (HEADER_LEN + payload.len()).max(60);
-        let buf = m.append(len).map_err(|_| SendError::TooBig {
-            len: payload.len(),
-            max: self.tpl.max_payload,
-        })?;
-        buf.fill(0);
-        let mut f = DataFrame::new_unchecked(&mut buf[..]);
-        f.set_ethertype(self.tpl.ethertype);
-        f.set_version(dmpd::wire::VERSION);
-        f.set_kind(dmpd::wire::Kind::Data);
-        f.set_flags(DataFlags(meta.flags));
-        f.set_ptype(meta.ptype);
-        f.set_cluster_id(self.tpl.cluster_id);
-        f.set_snode(self.tpl.node);
-        f.set_dnode(dst_node);
-        f.set_spipe(s.id);
-        f.set_dpipe(dst_pipe);
-        f.set_msg_seq(meta.seq);
-        f.set_ack(meta.ack);
-        f.set_payload_len(payload.len() as u16);
-        buf[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(payload);
-        let mut one: MbufBurst<1> = MbufBurst::new();
-        let _ = one.push(m);
-        if s.tx.enqueue_mbufs(&mut one) == 0 {
-            // Ring slots are far above any buffer limit, so this means a
-            // racing sender filled it: report as full; `one` frees the mbuf.
-            s.counters.tx_refused.fetch_add(1, Relaxed);
-            return Err(SendError::Full(buffer));
-        }
-        if s.state() == PipeState::Full {
-            s.state.store(PipeState::Open as u8, Relaxed);
-        }
-        Ok(())
+        r
     }
 
     /// Takes one received message, if any.
     pub fn recv(&self) -> Option<Message> {
-        let mut one: MbufBurst<1> = MbufBurst::new();
-        if self.shared.rx.dequeue_mbufs(&mut one) == 0 {
-            return None;
-        }
-        let m = one.pop()?;
-        let f = DataFrame::new_checked(m.data()).ok()?;
-        Some(Message {
-            src_node: f.snode(),
-            src_pipe: f.spipe(),
-            ptype: f.ptype(),
-            flags: f.flags().0,
-            seq: f.msg_seq(),
-            ack: f.ack(),
-            payload: bytes::Bytes::copy_from_slice(f.payload()),
-        })
+        dequeue_message(&self.shared.rx)
+    }
+
+    /// What the frames of this pipe carry about their node.
+    pub fn template(&self) -> FrameTemplate {
+        self.tpl
     }
 
     /// Messages waiting to be sent.
@@ -377,5 +344,132 @@ impl Pipe {
 
     pub fn counters(&self) -> PipeCountersSnapshot {
         self.shared.counters.snapshot()
+    }
+}
+
+/// Name of an agent's mbuf pool (as `Engine::start` creates it), for
+/// secondary processes that look it up.
+pub fn pool_name(node: u16) -> String {
+    format!("dmpd{node}_pool")
+}
+
+/// Builds one data frame from `pool` and enqueues it on `tx`, unless `tx`
+/// already holds `buffer` frames. The one frame builder of both pipe kinds
+/// (in-process [`Pipe`] and a secondary's `client::RemotePipe`).
+#[allow(clippy::too_many_arguments)]
+pub fn enqueue_frame(
+    tx: &Ring,
+    pool: &Mempool,
+    tpl: &FrameTemplate,
+    buffer: u32,
+    src_pipe: u16,
+    (dst_node, dst_pipe): (u16, u16),
+    meta: SendMeta,
+    payload: &[u8],
+) -> Result<(), SendError> {
+    if payload.len() > tpl.max_payload {
+        return Err(SendError::TooBig {
+            len: payload.len(),
+            max: tpl.max_payload,
+        });
+    }
+    if tx.count() >= buffer {
+        return Err(SendError::Full(buffer));
+    }
+    let mut m = Mbuf::alloc(pool).map_err(|_| SendError::NoBuffers)?;
+    let len = (HEADER_LEN + payload.len()).max(60);
+    let buf = m.append(len).map_err(|_| SendError::TooBig {
+        len: payload.len(),
+        max: tpl.max_payload,
+    })?;
+    buf.fill(0);
+    let mut f = DataFrame::new_unchecked(&mut buf[..]);
+    f.set_ethertype(tpl.ethertype);
+    f.set_version(dmpd::wire::VERSION);
+    f.set_kind(dmpd::wire::Kind::Data);
+    f.set_flags(DataFlags(meta.flags));
+    f.set_ptype(meta.ptype);
+    f.set_cluster_id(tpl.cluster_id);
+    f.set_snode(tpl.node);
+    f.set_dnode(dst_node);
+    f.set_spipe(src_pipe);
+    f.set_dpipe(dst_pipe);
+    f.set_msg_seq(meta.seq);
+    f.set_ack(meta.ack);
+    f.set_payload_len(payload.len() as u16);
+    buf[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(payload);
+    let mut one: MbufBurst<1> = MbufBurst::new();
+    let _ = one.push(m);
+    if tx.enqueue_mbufs(&mut one) == 0 {
+        // Ring slots are far above any buffer limit, so this means a racing
+        // sender filled it: report as full; `one` frees the mbuf.
+        return Err(SendError::Full(buffer));
+    }
+    Ok(())
+}
+
+/// Takes one received frame from `rx` and decodes it (both pipe kinds).
+pub fn dequeue_message(rx: &Ring) -> Option<Message> {
+    let mut one: MbufBurst<1> = MbufBurst::new();
+    if rx.dequeue_mbufs(&mut one) == 0 {
+        return None;
+    }
+    let m = one.pop()?;
+    let f = DataFrame::new_checked(m.data()).ok()?;
+    Some(Message {
+        src_node: f.snode(),
+        src_pipe: f.spipe(),
+        ptype: f.ptype(),
+        flags: f.flags().0,
+        seq: f.msg_seq(),
+        ack: f.ack(),
+        payload: bytes::Bytes::copy_from_slice(f.payload()),
+    })
+}
+
+/// What reliable streams and applications need from a pipe, whichever the
+/// process it lives in: [`Pipe`] (in the agent's process) or
+/// `client::RemotePipe` (a DPDK secondary process attached to an agent).
+pub trait PipeIo {
+    fn id(&self) -> u16;
+    fn node(&self) -> u16;
+    fn max_payload(&self) -> usize;
+    /// Sends with explicit header fields; nothing is dropped silently.
+    fn send_with(
+        &self,
+        dst_node: u16,
+        dst_pipe: u16,
+        meta: SendMeta,
+        payload: &[u8],
+    ) -> Result<(), SendError>;
+    /// Takes one received message, if any.
+    fn recv(&self) -> Option<Message>;
+    /// Sends `payload` to pipe `dst_pipe` of node `dst_node`, best effort.
+    fn send(&self, dst_node: u16, dst_pipe: u16, payload: &[u8]) -> Result<(), SendError> {
+        self.send_with(dst_node, dst_pipe, SendMeta::default(), payload)
+    }
+}
+
+impl PipeIo for Pipe {
+    fn id(&self) -> u16 {
+        Pipe::id(self)
+    }
+    fn node(&self) -> u16 {
+        Pipe::node(self)
+    }
+    fn max_payload(&self) -> usize {
+        Pipe::max_payload(self)
+    }
+    fn send_with(
+        &self,
+        dst_node: u16,
+        dst_pipe: u16,
+        meta: SendMeta,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        Pipe::send_with(self, dst_node, dst_pipe, meta, payload)
+    }
+    fn recv(&self) -> Option<Message> {
+        Pipe::recv(self)
     }
 }
