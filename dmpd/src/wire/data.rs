@@ -8,7 +8,7 @@
 //! integrity protect their payloads end to end.
 
 use super::ethernet::{self, EthernetAddress};
-use super::{Kind, Reject, Result, VERSION};
+use super::{be16, be32, Kind, Reject, Result, VERSION};
 
 mod field {
     use core::ops::Range;
@@ -64,13 +64,6 @@ impl DataFlags {
 #[derive(Debug, Clone)]
 pub struct DataFrame<T: AsRef<[u8]>> {
     buffer: T,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 impl<T: AsRef<[u8]>> DataFrame<T> {

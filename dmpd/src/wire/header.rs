@@ -4,7 +4,7 @@
 //! absolute (the same numbers as in `docs/dmpd-protocol.md`).
 
 use super::ethernet::EthernetAddress;
-use super::{Kind, Reject, Result, TAG_LEN, VERSION};
+use super::{be16, be32, be64, Kind, Reject, Result, TAG_LEN, VERSION};
 
 mod field {
     use core::ops::Range;
@@ -43,18 +43,6 @@ pub const MIN_FRAME_LEN: usize = HEADER_LEN + TAG_LEN;
 #[derive(Debug, Clone)]
 pub struct ControlFrame<T: AsRef<[u8]>> {
     buffer: T,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-fn be64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
 }
 
 impl<T: AsRef<[u8]>> ControlFrame<T> {

@@ -367,3 +367,20 @@ impl<'a> ControlRepr<'a> {
         Some(total)
     }
 }
+
+// Big-endian readers shared by the views' accessors; callers pass slices
+// whose length `check_len` has already guaranteed.
+#[inline]
+pub(crate) fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+#[inline]
+pub(crate) fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+#[inline]
+pub(crate) fn be64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}

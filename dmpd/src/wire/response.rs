@@ -5,7 +5,7 @@
 
 use super::announce::NO_NODE;
 use super::record::NodeRecord;
-use super::{Reject, Result};
+use super::{be64, Reject, Result};
 
 mod field {
     use core::ops::{Range, RangeFrom};
@@ -24,12 +24,6 @@ mod field {
 pub const FIXED_LEN: usize = field::RECORD.start;
 /// Flag: a node record follows the fixed part.
 pub const FLAG_RECORD: u8 = 0x01;
-
-fn be64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
-}
 
 /// View of a response body.
 #[derive(Debug, Clone)]
