@@ -348,7 +348,8 @@ impl Control {
         self.shared.routes.store(Arc::new(routes));
         self.lb.publish();
 
-        let loads: Vec<f64> = (0..n).map(|i| self.lb.snapshot().load(i)).collect();
+        let snap = self.lb.snapshot();
+        let loads: Vec<f64> = (0..n).map(|i| snap.load(i)).collect();
         self.adjust_pipe_caps();
 
         // Protocol: this node's record.
