@@ -7,6 +7,8 @@
 //! `scripts/setup`); when they are missing and cannot be installed the tests
 //! print why and pass.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -238,21 +240,7 @@ devargs = "net_ring0"
 
     /// SIGTERM, then the exit code (SIGKILL after 20 s).
     fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        // SAFETY: sends a signal to our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st.code();
-            }
-            if t0.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::stop_gracefully(self.child.take()?)
     }
 }
 

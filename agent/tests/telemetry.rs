@@ -2,6 +2,8 @@
 //! `dpdk-telemetry.py` (package `dpdk`) against a real single-port agent,
 //! next to DPDK's built-in `/ethdev/list`.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -97,21 +99,7 @@ devargs = "net_ring0"
 
     /// SIGTERM, then the exit code (SIGKILL after 20 s).
     fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        // SAFETY: sends a signal to our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st.code();
-            }
-            if t0.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::stop_gracefully(self.child.take()?)
     }
 }
 
