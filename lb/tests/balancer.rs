@@ -428,12 +428,26 @@ fn data_side_reads_while_control_publishes() {
     let hashes: Vec<u32> = (0..32u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
     let dsts = [1u16; 32];
     let mut out = [Decision::default(); 32];
-    for round in 0..20_000u64 {
+    // Run at least 20,000 bursts and until the data side has picked up
+    // several snapshots: on a loaded 2-core machine the control thread may not
+    // be scheduled during the first bursts at all.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut round = 0u64;
+    while round < 20_000 || b.counters().refreshes <= 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "data side saw {} refreshes in 30 s",
+            b.counters().refreshes
+        );
         b.decide_burst(round * 1000, &hashes, &dsts, &mut out);
         assert!(out.iter().all(|d| d.tx_port < 8));
         let e = b.snapshot().epoch();
         assert!(e >= last_epoch);
         last_epoch = e;
+        round += 1;
+        if round % 1024 == 0 {
+            std::thread::yield_now();
+        }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let c = control.join().unwrap();
