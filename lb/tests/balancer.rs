@@ -445,7 +445,7 @@ fn data_side_reads_while_control_publishes() {
         assert!(e >= last_epoch);
         last_epoch = e;
         round += 1;
-        if round % 1024 == 0 {
+        if round.is_multiple_of(1024) {
             std::thread::yield_now();
         }
     }
