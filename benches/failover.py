@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -193,13 +194,16 @@ def measure_period(args, p_ms, results):
         steady = max(args.steady, args.steady_periods * p)
         t_s = time.time()
         time.sleep(steady)
-        evs = [e for i in allnodes for e in c.events(i, t_s)]
+        evs = [(t, i, e) for i in allnodes for t, e in c.events(i, t_s)]
         res["steady"] = {
             "seconds": round(time.time() - t_s, 1),
             "periods": round((time.time() - t_s) / p),
-            "master_changes": count(evs, r"MasterChanged"),
-            "stalls": count(evs, r"stalled"),
-            "self_faulty": count(evs, r"self-monitoring: no port"),
+            "master_changes": sum(1 for _, _, e in evs if "MasterChanged" in e),
+            "stalls": sum(1 for _, _, e in evs if "stalled" in e),
+            "self_faulty": sum(1 for _, _, e in evs if "self-monitoring: no port" in e),
+            # what happened, for the report: (s after the window start, node, event)
+            "events": [(round(t - t_s, 4), i, e) for t, i, e in sorted(evs)
+                       if re.search(r"MasterChanged|RoleChanged|stalled|self-monitoring", e)],
         }
         log(f"P = {p_ms} ms: steady {res['steady']}")
         limit = 20 * p + 5  # generous: this is a loaded 2-core machine
@@ -208,7 +212,8 @@ def measure_period(args, p_ms, results):
             if not m:
                 raise RuntimeError("cluster not converged before a master kill")
             rest = [i for i in allnodes if i != m]
-            time.sleep(p * 2)
+            # at a random phase of the period
+            time.sleep(p * (2 + random.random()))
             t0 = c.kill9(m)
 
             def agreed():
@@ -251,7 +256,7 @@ def measure_period(args, p_ms, results):
                 raise RuntimeError("cluster not converged before a follower kill")
             f = [i for i in allnodes if i != m][rep % (NODES - 1)]
             other = [i for i in allnodes if i not in (m, f)][0]
-            time.sleep(p * 2)
+            time.sleep(p * (2 + random.random()))
             t0 = c.kill9(f)
             seen = wait(limit, lambda: first(c.events(other, t0), rf"NodeExpired \{{ node: {f} \}}"), poll)
             if not seen:
@@ -279,6 +284,13 @@ def measure_period(args, p_ms, results):
         res["errors"].append(str(e))
     finally:
         res["load_end"] = loadavg()
+        # keep the agents' logs of this period (the next `up` clears them)
+        keep = c.run / f"logs-{p_ms}ms"
+        keep.mkdir(exist_ok=True)
+        for i in allnodes:
+            src = c.run / f"node{i}.log"
+            if src.exists():
+                (keep / src.name).write_bytes(src.read_bytes())
         c.down()
 
 
@@ -348,7 +360,8 @@ def keepalived(args, results):
         for rep in range(args.keepalived_reps):
             mon = subprocess.Popen(["ip", "netns", "exec", ns[2], "ip", "-ts", "monitor", "address"],
                                    stdout=subprocess.PIPE, text=True, start_new_session=True)
-            time.sleep(1.5)
+            # at a random phase of the 1 s advertisement interval
+            time.sleep(1.5 + random.random())
             pids = ka_pids(1)
             if not pids:
                 raise RuntimeError("keepalived: node 1 runs no keepalived")
@@ -417,6 +430,9 @@ def report(dmpd, ka):
               f"{fmt([x['failover_ms'] for x in ms], p)} | {extra} | {rejoin} of {len(ms)} | "
               f"{st.get('master_changes', '-')} / {st.get('stalls', '-')} in {st.get('periods', '-')} P "
               f"({st.get('seconds', '-')} s) | {r['load_start'].split()[0]} / {r['load_end'].split()[0]} |")
+    for r in dmpd:
+        for t, i, e in r.get("steady", {}).get("events", []):
+            print(f"- P = {r['period_ms']} ms, steady window: +{t:.3f} s node {i}: {e}")
     print("\n### Real agents: SIGKILL of a non-master node\n")
     print("| P | kills | master: first port of the node unreachable, ms = periods | master: node expired | the other node sees it expired | master changes |")
     print("|---:|---:|---|---|---|---:|")
@@ -447,7 +463,7 @@ def main():
     ap.add_argument("--periods", default="10,100,1000", help="heartbeat periods, ms")
     ap.add_argument("--reps", type=int, default=10, help="master kills per period")
     ap.add_argument("--follower-reps", type=int, default=4, help="non-master kills per period")
-    ap.add_argument("--steady", type=float, default=20.0, help="steady window, s (at least)")
+    ap.add_argument("--steady", type=float, default=30.0, help="steady window, s (at least)")
     ap.add_argument("--steady-periods", type=float, default=60.0, help="steady window, periods (at least)")
     ap.add_argument("--keepalived-reps", type=int, default=10, help="0: no keepalived anchor")
     ap.add_argument("--cpus", default=None, help="CPUs to pin agents to, round robin (default: all allowed)")
