@@ -419,13 +419,13 @@ def keepalived(args, results):
         c.down()
 
 
-def fmt(vals, p_ms=None):
+def fmt(vals, p_ms=None, unit="P"):
     if not vals:
         return "-"
     med = statistics.median(vals)
     s = f"{med:.1f} ({min(vals):.1f}-{max(vals):.1f})"
     if p_ms:
-        s += f" = {med / p_ms:.2f} P ({min(vals) / p_ms:.2f}-{max(vals) / p_ms:.2f})"
+        s += f" = {med / p_ms:.2f} {unit} ({min(vals) / p_ms:.2f}-{max(vals) / p_ms:.2f})"
     return s
 
 
@@ -463,9 +463,14 @@ def report(dmpd, ka):
         print("|---:|---:|---|---|")
         for r in ka:
             v = [x["failover_ms"] for x in r["reps"]]
-            print(f"| 1 s (default) | {len(v)} | {fmt(v, 1000)} | {r['load_start'].split()[0]} / {r['load_end'].split()[0]} |")
+            print(f"| 1 s (default) | {len(v)} | {fmt(v, 1000, 'intervals')} | {r['load_start'].split()[0]} / {r['load_end'].split()[0]} |")
     errors = [e for r in dmpd + ka for e in r["errors"]]
     for r in dmpd:
+        # nobody may stand before its master was silent for the election
+        # timeout (3 P from the last heartbeat, so at least 2 P after a kill)
+        for x in r["master"]:
+            if x["detect_ms"] < r["period_ms"]:
+                errors.append(f"P = {r['period_ms']} ms: a survivor stood {x['detect_ms']:.1f} ms after the kill")
         if not r["master"]:
             errors.append(f"P = {r['period_ms']} ms: no master kill measured")
         if not r["follower"] and r.get("wanted_follower"):
