@@ -11,7 +11,7 @@
 #     (VRRP, default advert_int 1 s) between two namespaces of the same kind
 #     as the anchor (benches/failover.py).
 #
-#   bash benches/control-plane.sh            full run (about 10 min; scripts/full)
+#   bash benches/control-plane.sh            full run (about 8 min; scripts/full)
 #   bash benches/control-plane.sh --quick    CI: P = 100 ms, one kill of each
 #                                            kind, one keepalived failover (< 1 min)
 #
