@@ -372,12 +372,13 @@ def keepalived(args, results):
                                    stdout=subprocess.PIPE, text=True, start_new_session=True)
             # at a random phase of the 1 s advertisement interval
             time.sleep(1.5 + random.random())
-            pids = ka_pids(1)
-            if not pids:
+            if not ka_pids(1):
                 raise RuntimeError("keepalived: node 1 runs no keepalived")
+            # the whole process group at once: killed one by one, the VRRP
+            # child may outlive its parent long enough to send a priority-0
+            # advertisement (a graceful hand-over in 0.61 s, not a crash)
             t0 = time.time()
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)
+            os.killpg(procs[1].pid, signal.SIGKILL)
             got = wait(15, lambda: has_vip(2), 0.01)
             time.sleep(0.2)
             mon.send_signal(signal.SIGTERM)
@@ -398,6 +399,9 @@ def keepalived(args, results):
                     break
             if t is None:
                 res["errors"].append(f"rep {rep}: no address event in ip monitor")
+            elif t - t0 < 1.0:
+                res["errors"].append(f"rep {rep}: the backup took over after {(t - t0) * 1000:.0f} ms: "
+                                     "a graceful hand-over, not a crash")
             else:
                 res["reps"].append({"failover_ms": (t - t0) * 1000})
                 log(f"keepalived: failover {(t - t0) * 1000:.1f} ms")
