@@ -10,6 +10,7 @@ pub use engine::pipe::{Message, Pipe, PipeParams, SendError};
 pub use engine::{Engine, EngineError, EngineHandle};
 pub mod ctl;
 pub mod metrics;
+pub mod record;
 pub mod reliable;
 pub mod render;
 pub mod runner;

@@ -4,6 +4,8 @@
 //! dmpd-agent run --config node.toml        run the agent (EAL args come from the config)
 //! dmpd-agent status --config node.toml     ask a running agent (or --socket PATH)
 //! dmpd-agent check-config node.toml        validate a configuration file
+//! dmpd-agent record --socket A.sock --out run.jsonl --interval-ms 500
+//!                                          record agents' ports and balancer
 //! ```
 
 use std::path::PathBuf;
@@ -51,6 +53,28 @@ enum Cmd {
     },
     /// Validate a configuration file and print it with defaults applied.
     CheckConfig { config: PathBuf },
+    /// Record running agents (ports, balancer) and dmpd-stream reports to a
+    /// JSON-lines file, one sample every --interval-ms, for dmpd-plot.
+    Record {
+        /// An agent's control socket (repeatable).
+        #[arg(short, long)]
+        socket: Vec<PathBuf>,
+        /// A dmpd-stream --report file to sample too (repeatable).
+        #[arg(long)]
+        stream_report: Vec<PathBuf>,
+        /// Sampling interval.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        /// Stop after this many seconds (default: at SIGINT/SIGTERM).
+        #[arg(long)]
+        duration_s: Option<f64>,
+        /// The recording (created or truncated).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// A free-form label stored in the recording's first line.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -118,6 +142,42 @@ fn main() -> ExitCode {
                 match watch {
                     Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
                     None => return ExitCode::SUCCESS,
+                }
+            }
+        }
+        Cmd::Record {
+            socket,
+            stream_report,
+            interval_ms,
+            duration_s,
+            out,
+            label,
+        } => {
+            let duration = match duration_s.map(std::time::Duration::try_from_secs_f64) {
+                Some(Err(e)) => {
+                    eprintln!("error: --duration-s: {e}");
+                    return ExitCode::from(2);
+                }
+                Some(Ok(d)) => Some(d),
+                None => None,
+            };
+            agent::runner::install_quit_handler();
+            let opts = agent::record::RecordOptions {
+                sockets: socket,
+                stream_reports: stream_report,
+                interval: std::time::Duration::from_millis(interval_ms),
+                duration,
+                out,
+                label,
+            };
+            match agent::record::record(&opts, &agent::runner::QUIT) {
+                Ok(n) => {
+                    tracing::info!(samples = n, out = %opts.out.display(), "recording done");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
                 }
             }
         }

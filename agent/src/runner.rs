@@ -15,6 +15,15 @@ extern "C" fn on_signal(_: libc::c_int) {
     QUIT.store(true, Ordering::SeqCst);
 }
 
+/// Installs the SIGINT/SIGTERM handler that sets [`QUIT`].
+pub fn install_quit_handler() {
+    // SAFETY: installs an async-signal-safe handler that only stores an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
 /// Runs an agent from a configuration file until a signal (or `QUIT`).
 /// `app`, if given, runs on its own thread with the engine's handle. The
 /// control loop runs on the calling thread (EAL's main lcore).
@@ -29,11 +38,7 @@ pub fn run_agent(
             return ExitCode::from(2);
         }
     };
-    // SAFETY: installs an async-signal-safe handler that only stores an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    install_quit_handler();
     let mut engine = match Engine::start(&cfg) {
         Ok(e) => e,
         Err(e) => {

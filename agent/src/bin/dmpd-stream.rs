@@ -45,7 +45,9 @@ struct Args {
     #[arg(long, requires = "attach")]
     file_prefix: Option<String>,
     /// A stream: `pipe=ID[,to=NODE:PIPE[+NODE:PIPE...]][,count=N][,rate=MSGS_PER_S]
-    /// [,size=BYTES][,reliable][,priority=P][,threshold_mbps=M][,buffer=N]`.
+    /// [,burst=N][,size=BYTES][,reliable][,priority=P][,threshold_mbps=M][,buffer=N]`.
+    /// `burst`: messages sent back to back to each destination per send
+    /// event (default 1); events then come every burst/rate seconds.
     /// Repeatable; a stream without `to` only receives.
     #[arg(long = "stream", value_parser = parse_stream, required = true)]
     streams: Vec<StreamSpec>,
@@ -71,6 +73,8 @@ struct StreamSpec {
     count: u64,
     /// Messages per second per destination (0: as fast as the pipe takes).
     rate: u64,
+    /// Messages per destination per send event (trains).
+    burst: u64,
     size: usize,
     reliable: bool,
     priority: u8,
@@ -92,6 +96,7 @@ fn parse_stream(s: &str) -> Result<StreamSpec, String> {
         to: Vec::new(),
         count: 1000,
         rate: 1000,
+        burst: 1,
         size: 64,
         reliable: false,
         priority: 0,
@@ -108,6 +113,7 @@ fn parse_stream(s: &str) -> Result<StreamSpec, String> {
             }
             "count" => sp.count = num(v)?,
             "rate" => sp.rate = num(v)?,
+            "burst" => sp.burst = num(v)?,
             "size" => sp.size = num(v)? as usize,
             "reliable" => sp.reliable = true,
             "priority" => sp.priority = num(v)? as u8,
@@ -121,6 +127,9 @@ fn parse_stream(s: &str) -> Result<StreamSpec, String> {
     }
     if sp.size < 16 {
         return Err("size must be at least 16".into());
+    }
+    if sp.burst == 0 {
+        return Err("burst must be at least 1".into());
     }
     Ok(sp)
 }
@@ -149,6 +158,11 @@ struct RecvStats {
 #[derive(Serialize, Default, Clone)]
 struct StreamReport {
     pipe: u16,
+    /// Payload bytes per message.
+    size: usize,
+    /// Bytes per frame on the wire without FCS (DMPD data header included,
+    /// padded to Ethernet's 60-byte minimum).
+    frame_bytes: usize,
     reliable: bool,
     sending_done: bool,
     all_delivered: bool,
@@ -251,21 +265,27 @@ impl<P: PipeIo> Stream<P> {
         let sp = &self.spec;
         if !self.all_sent(time_up) && self.interval.is_none_or(|_| now >= self.next_send) {
             for (&dst, seq) in self.next_seq.iter_mut() {
-                if (sp.count > 0 && *seq >= sp.count) || !reachable.contains(&dst.0) {
+                if !reachable.contains(&dst.0) {
                     continue;
                 }
-                let p = payload(me, sp.pipe, *seq, sp.size);
                 let st = self.sent.get_mut(&dst).unwrap();
-                let ok = if sp.reliable {
-                    self.rp.send(dst, p).is_ok()
-                } else {
-                    self.pipe.send(dst.0, dst.1, &p).is_ok()
-                };
-                if ok {
-                    *seq += 1;
-                    st.pushed += 1;
-                } else {
-                    st.refused += 1;
+                for _ in 0..sp.burst {
+                    if sp.count > 0 && *seq >= sp.count {
+                        break;
+                    }
+                    let p = payload(me, sp.pipe, *seq, sp.size);
+                    let ok = if sp.reliable {
+                        self.rp.send(dst, p).is_ok()
+                    } else {
+                        self.pipe.send(dst.0, dst.1, &p).is_ok()
+                    };
+                    if ok {
+                        *seq += 1;
+                        st.pushed += 1;
+                    } else {
+                        st.refused += 1;
+                        break;
+                    }
                 }
             }
             if let Some(i) = self.interval {
@@ -304,6 +324,8 @@ impl<P: PipeIo> Stream<P> {
     fn report(&self, time_up: bool) -> StreamReport {
         StreamReport {
             pipe: self.spec.pipe,
+            size: self.spec.size,
+            frame_bytes: (dmpd::wire::data::HEADER_LEN + self.spec.size).max(60),
             reliable: self.spec.reliable,
             sending_done: self.all_sent(time_up),
             all_delivered: self.all_sent(time_up) && self.all_delivered(),
@@ -422,7 +444,8 @@ fn run_streams<P: PipeIo + Clone>(
             next_seq: spec.to.iter().map(|&d| (d, 0)).collect(),
             sent: spec.to.iter().map(|&d| (d, SentStats::default())).collect(),
             seen: BTreeMap::new(),
-            interval: (spec.rate > 0).then(|| Duration::from_secs_f64(1.0 / spec.rate as f64)),
+            interval: (spec.rate > 0)
+                .then(|| Duration::from_secs_f64(spec.burst as f64 / spec.rate as f64)),
             next_send: Instant::now(),
             spec: spec.clone(),
         });
