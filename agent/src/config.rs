@@ -201,6 +201,14 @@ pub struct PortConfig {
     /// Transmit queues, 1..=1024. Default 1.
     #[serde(default = "default_queues")]
     pub tx_queues: u16,
+    /// The port's unicast MAC address, `"02:00:00:00:00:01"`. Default: the
+    /// device's own. The agent sets it on the device; a device that cannot
+    /// change it (`net_ring`, whose ports all report 00:00:00:00:00:00) keeps
+    /// its own and the agent uses this one as the port's address (source
+    /// address of its frames, the address peers send to) all the same:
+    /// ports run promiscuous.
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 impl PortConfig {
@@ -221,6 +229,26 @@ impl PortConfig {
     pub fn bandwidth_bps(&self) -> u64 {
         u64::from(self.bandwidth_mbps) * 1_000_000
     }
+
+    /// The configured MAC address, if any (`None` also when malformed:
+    /// `validate` rejects that).
+    pub fn mac_addr(&self) -> Option<[u8; 6]> {
+        self.mac.as_deref().and_then(parse_mac)
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (hexadecimal, `:` or `-` separated).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 /// `[balancer]`: the multi-port load balancer (SPEC section 4).
@@ -332,6 +360,11 @@ pub struct PipeConfig {
     /// Default false.
     #[serde(default)]
     pub reliable: bool,
+    /// Echo mode: every data frame arriving for this pipe is sent back to
+    /// its source pipe by the polling lcore (through this pipe's tx ring,
+    /// rate and balancer) instead of being delivered. Default false.
+    #[serde(default)]
+    pub echo: bool,
 }
 
 fn default_priority() -> u8 {
@@ -561,6 +594,23 @@ impl AgentConfig {
             }
             if port.bandwidth_mbps == 0 {
                 return Err(invalid(field("bandwidth_mbps"), "must be at least 1"));
+            }
+            if let Some(m) = &port.mac {
+                match parse_mac(m) {
+                    None => {
+                        return Err(invalid(
+                            field("mac"),
+                            format!("{m:?} is not a MAC address like \"02:00:00:00:00:01\""),
+                        ))
+                    }
+                    Some(a) if a[0] & 1 == 1 || a == [0; 6] => {
+                        return Err(invalid(
+                            field("mac"),
+                            format!("{m:?} must be a unicast, non-zero address"),
+                        ))
+                    }
+                    Some(_) => {}
+                }
             }
             for (f, q) in [("rx_queues", port.rx_queues), ("tx_queues", port.tx_queues)] {
                 if !(1..=MAX_QUEUES).contains(&q) {

@@ -260,6 +260,26 @@ fn port_rules() {
         cfg("", "[[port]]\ndevargs = \"net_null0\"\ntx_queues = 1025"),
         "port[1].tx_queues",
     );
+    let mac = |m: &str| {
+        cfg(
+            "",
+            &format!("[[port]]\ndevargs = \"net_ring0\"\nmac = \"{m}\""),
+        )
+    };
+    let ok = mac("02:00:00:00:0a:FF").unwrap();
+    assert_eq!(ok.ports[1].mac_addr(), Some([2, 0, 0, 0, 0x0a, 0xff]));
+    assert_eq!(ok.ports[0].mac_addr(), None, "default: the device's");
+    assert!(mac("02-00-00-00-00-01").is_ok());
+    for bad in [
+        "02:00:00:00:00",
+        "02:00:00:00:00:01:02",
+        "2:00:00:00:00:01",
+        "zz:00:00:00:00:01",
+        "01:00:5e:00:00:01",
+        "00:00:00:00:00:00",
+    ] {
+        assert_invalid(mac(bad), "port[1].mac");
+    }
 }
 
 #[test]

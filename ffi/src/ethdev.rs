@@ -289,6 +289,16 @@ impl Port {
         Ok(a.addr_bytes)
     }
 
+    /// Sets the port's default MAC address (`rte_eth_dev_default_mac_addr_set`).
+    /// Fails with `ENOTSUP` on devices that cannot change it (`net_ring`).
+    pub fn set_mac(&self, mac: &[u8; 6]) -> Result<(), FfiError> {
+        let mut a = sys::rte_ether_addr { addr_bytes: *mac };
+        // SAFETY: valid address for the call; DPDK copies it.
+        unsafe { sys::rte_eth_dev_default_mac_addr_set(self.id.raw(), &mut a) }
+            .into_result("rte_eth_dev_default_mac_addr_set")
+            .map(|_| ())
+    }
+
     /// Link status without waiting.
     pub fn link(&self) -> Result<LinkStatus, FfiError> {
         let mut l = sys::rte_eth_link::default();

@@ -53,11 +53,13 @@ impl Mbuf {
         self.raw.as_ptr()
     }
 
-    /// Bytes in the first segment.
+    /// Bytes in the first segment. Read from the field directly (what
+    /// `rte_pktmbuf_data_len` does), so the data path makes no call per
+    /// frame; `tests/eal_ports.rs` checks it against the C function.
     #[inline]
     pub fn len(&self) -> usize {
-        // SAFETY: valid mbuf owned by self.
-        unsafe { sys::_rte_pktmbuf_data_len(self.raw.as_ptr()) as usize }
+        // SAFETY: valid mbuf owned by self; plain field read.
+        unsafe { (*self.raw.as_ptr()).data_len as usize }
     }
 
     #[inline]
@@ -77,26 +79,40 @@ impl Mbuf {
         unsafe { sys::_rte_mbuf_is_contiguous(self.raw.as_ptr()) != 0 }
     }
 
+    /// Start of the first segment's data: `buf_addr + data_off`, as
+    /// `rte_pktmbuf_mtod` computes it (inline: no call per frame).
+    #[inline]
+    fn mtod(&self) -> *mut u8 {
+        // SAFETY: valid mbuf owned by self; plain field reads, and data_off
+        // is within the buffer by the mbuf's invariants.
+        unsafe {
+            let m = &*self.raw.as_ptr();
+            (m.buf_addr as *mut u8).add(usize::from(m.data_off))
+        }
+    }
+
     /// The first segment's data.
     #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: mtod points at data_len initialised bytes owned by self.
-        unsafe {
-            std::slice::from_raw_parts(
-                sys::_rte_pktmbuf_mtod(self.raw.as_ptr()) as *const u8,
-                self.len(),
-            )
-        }
+        unsafe { std::slice::from_raw_parts(self.mtod(), self.len()) }
     }
 
     /// The first segment's data, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as data(), and &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.mtod(), self.len()) }
+    }
+
+    /// The C functions `rte_pktmbuf_mtod` and `rte_pktmbuf_data_len` (through
+    /// the shim), for tests that check the inline accessors against them.
+    pub fn data_raw_c(&self) -> (*const u8, usize) {
+        // SAFETY: valid mbuf.
         unsafe {
-            std::slice::from_raw_parts_mut(
-                sys::_rte_pktmbuf_mtod(self.raw.as_ptr()) as *mut u8,
-                self.len(),
+            (
+                sys::_rte_pktmbuf_mtod(self.raw.as_ptr()) as *const u8,
+                sys::_rte_pktmbuf_data_len(self.raw.as_ptr()) as usize,
             )
         }
     }

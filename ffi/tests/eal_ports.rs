@@ -79,6 +79,8 @@ fn net_ring_loopback_carries_frames_of_several_sizes() {
         }
         port.rx_burst(QueueId::new(0), &mut rx);
         for m in rx.drain() {
+            // The inline accessors read the same bytes DPDK's functions do.
+            assert_eq!(m.data_raw_c(), (m.data().as_ptr(), m.len()));
             got.push(m.data().to_vec());
         }
     }

@@ -163,7 +163,17 @@ impl Engine {
             };
             port.configure(&pcfg, &pool).map_err(wrap)?;
             port.start().map_err(wrap)?;
-            let mac = port.mac().map_err(wrap)?;
+            let mac = match pc.mac_addr() {
+                None => port.mac().map_err(wrap)?,
+                Some(mac) => {
+                    if let Err(e) = port.set_mac(&mac) {
+                        // Promiscuous ports receive frames to any address:
+                        // the configured one serves in software.
+                        info!(port = %name, %e, "device keeps its MAC; the configured one is used in frames");
+                    }
+                    mac
+                }
+            };
             let ctl_tx = Ring::create(
                 &format!("dmpd{}_ctl{}", cfg.node, i),
                 1024,
@@ -294,31 +304,57 @@ impl Engine {
                 }
             }
         }
-        let mut control = Control::new(
-            shared.clone(),
-            pool.clone(),
-            ncfg,
-            lbc,
-            std::time::Duration::from_millis(cfg.heartbeat_ms),
-        )?;
-        control.status_json = cfg.status_json.clone();
-        let handle = EngineHandle { shared, pool, tpl };
-        for pc in &cfg.pipes {
-            handle.open_pipe(
-                pc.id,
-                PipeParams {
-                    priority: pc.priority,
-                    threshold_bps: (pc.threshold_mbps * 1e6) as u64,
-                    buffer: pc.buffer,
-                },
+        let rest = || -> Result<(Control, EngineHandle), EngineError> {
+            let mut control = Control::new(
+                shared.clone(),
+                pool.clone(),
+                ncfg,
+                lbc,
+                std::time::Duration::from_millis(cfg.heartbeat_ms),
             )?;
+            control.status_json = cfg.status_json.clone();
+            let handle = EngineHandle {
+                shared: shared.clone(),
+                pool: pool.clone(),
+                tpl,
+            };
+            for pc in &cfg.pipes {
+                let pipe = handle.open_pipe(
+                    pc.id,
+                    PipeParams {
+                        priority: pc.priority,
+                        threshold_bps: (pc.threshold_mbps * 1e6) as u64,
+                        buffer: pc.buffer,
+                    },
+                )?;
+                pipe.set_echo(pc.echo);
+            }
+            Ok((control, handle))
+        };
+        match rest() {
+            Ok((control, handle)) => Ok(Engine {
+                control,
+                handle,
+                workers: threads,
+                eal: Some(eal),
+            }),
+            Err(e) => {
+                // The workers are running: stop them before EAL goes, or
+                // its clean-up waits for them for ever.
+                shared.quit.store(true, Relaxed);
+                for w in threads {
+                    match w {
+                        WorkerThread::Lcore(l) => {
+                            eal.wait(l);
+                        }
+                        WorkerThread::Thread(h) => {
+                            let _ = h.join();
+                        }
+                    }
+                }
+                Err(e)
+            }
         }
-        Ok(Engine {
-            control,
-            handle,
-            workers: threads,
-            eal: Some(eal),
-        })
     }
 
     pub fn handle(&self) -> EngineHandle {

@@ -8,7 +8,7 @@
 //! that the application changes at run time and the engine reads per burst.
 //! The engine's feedback controller writes `cap_bps` (at most the threshold).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dmpd::wire::data::{DataFlags, DataFrame, HEADER_LEN};
@@ -112,6 +112,12 @@ pub struct PipeShared {
     pub cap_bps: AtomicU64,
     pub buffer: AtomicU32,
     pub state: AtomicU8,
+    /// Echo mode: the polling lcore turns every data frame that arrives for
+    /// this pipe around (source and destination node and pipe swapped) and
+    /// queues it on the pipe's tx ring instead of delivering it, like an
+    /// echo service. Frames echoed count as received and, when sent, as
+    /// sent; a full tx buffer drops the frame (`rx_dropped`).
+    pub echo: AtomicBool,
     pub counters: PipeCounters,
 }
 
@@ -153,6 +159,7 @@ impl PipeShared {
             cap_bps: AtomicU64::new(0),
             buffer: AtomicU32::new(params.buffer.clamp(1, PIPE_RING_SLOTS - 1)),
             state: AtomicU8::new(PipeState::Open as u8),
+            echo: AtomicBool::new(false),
             counters: PipeCounters::default(),
         })
     }
@@ -340,6 +347,12 @@ impl Pipe {
 
     pub fn params(&self) -> PipeParams {
         self.shared.params()
+    }
+
+    /// Turns echo mode on or off (see [`PipeShared::echo`]). An echo pipe
+    /// delivers nothing to `recv`.
+    pub fn set_echo(&self, on: bool) {
+        self.shared.echo.store(on, Relaxed);
     }
 
     pub fn counters(&self) -> PipeCountersSnapshot {

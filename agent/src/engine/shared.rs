@@ -61,6 +61,14 @@ impl PipeTable {
         self.by_id.get(id as usize)?.load_full()
     }
 
+    /// The pipe with this id, borrowed without touching its reference
+    /// count (the data path's lookup: no atomic write per lookup).
+    #[inline]
+    pub fn load(&self, id: u16) -> Option<arc_swap::Guard<Option<Arc<PipeShared>>>> {
+        let g = self.by_id.get(id as usize)?.load();
+        g.is_some().then_some(g)
+    }
+
     /// True when a pipe with this id is open (cheaper than `get`).
     pub fn contains(&self, id: u16) -> bool {
         self.by_id

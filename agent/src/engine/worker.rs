@@ -10,7 +10,7 @@ use std::sync::Arc;
 use dmpd::wire::data::{DataFrame, HEADER_LEN};
 use dmpd::wire::Kind;
 use ffi::{cycles, MbufBurst, QueueId};
-use lb::balancer::{Balancer, NO_PORT};
+use lb::balancer::{Balancer, Decision, NO_PORT};
 use lb::toeplitz::Toeplitz;
 use lb::tuple::DmpdTuple;
 
@@ -20,8 +20,10 @@ use super::pipe::{PipeShared, MAX_PIPES};
 use super::shared::Shared;
 
 const BURST: usize = 32;
-/// Frames a port may hold back for pacing or a full tx ring.
-const STAGING: usize = 64;
+/// Frames a port may hold back for pacing or a full tx ring; also the most
+/// data frames one loop pulls from the pipes (four bursts, so that a loop
+/// can send as much as it receives from four ports).
+const STAGING: usize = 4 * BURST;
 
 /// Idle back-off, like DPDK's power-aware l3fwd: after `after_polls` empty
 /// polls, sleep, doubling from 16 us up to `max_sleep_us`.
@@ -48,7 +50,10 @@ struct PortState {
 pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     let hz = cycles::tsc_hz().max(1);
     let tsc0 = cycles::rdtsc();
-    let now_ns = || ((cycles::rdtsc() - tsc0) as u128 * 1_000_000_000 / hz as u128) as u64;
+    // Nanoseconds per TSC cycle in 32.32 fixed point: a multiply per loop
+    // instead of a 128-bit division.
+    let ns_per_cycle = ((1_000_000_000u128 << 32) / hz as u128) as u64;
+    let now_ns = || (((cycles::rdtsc() - tsc0) as u128 * ns_per_cycle as u128) >> 32) as u64;
     let toeplitz = Toeplitz::default();
     let lc = &shared.lcores[w.index];
     let n_ports = shared.ports.len();
@@ -66,6 +71,7 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     let mut pipe_pacers: Vec<Pacer> = (0..MAX_PIPES).map(|_| Pacer::new(0, 0, 0)).collect();
     let mut rx: MbufBurst<BURST> = MbufBurst::new();
     let mut tx: MbufBurst<BURST> = MbufBurst::new();
+    let mut scratch = Scratch::new();
     let mut idle_run: u32 = 0;
     let mut sleep_us: u32 = 16;
     let my_ports = w.ports.clone();
@@ -87,11 +93,7 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 let qc = &port.rx_counters[q as usize];
                 C::bump(&lc.rx_packets, n as u64);
                 C::bump(&qc.rx_packets, n as u64);
-                for mut m in rx.drain() {
-                    C::bump(&qc.rx_bytes, m.len() as u64);
-                    m.set_port(pi as u16);
-                    dispatch_rx(&shared, qc, m);
-                }
+                dispatch_burst(&shared, qc, pi as u16, &mut rx, &mut scratch);
             }
         }
 
@@ -140,23 +142,32 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
         if room >= BURST {
             let pipes = shared.pipes.by_priority.load();
             let mut budget = room;
-            for pipe in pipes.iter() {
-                if budget == 0 {
-                    break;
+            'pipes: for pipe in pipes.iter() {
+                // Bursts from this pipe until it runs dry (or its rate
+                // stops it), then the next one.
+                loop {
+                    if budget == 0 {
+                        break 'pipes;
+                    }
+                    let want = budget.min(BURST);
+                    let sent = pull_pipe(
+                        &shared,
+                        &mut w,
+                        &toeplitz,
+                        pipe,
+                        &mut pipe_pacers[pipe.id as usize],
+                        now,
+                        want,
+                        &mut tx,
+                        &mut scratch,
+                        &mut ps,
+                    );
+                    budget -= sent;
+                    work += sent;
+                    if sent < want {
+                        break;
+                    }
                 }
-                let sent = pull_pipe(
-                    &shared,
-                    &mut w,
-                    &toeplitz,
-                    pipe,
-                    &mut pipe_pacers[pipe.id as usize],
-                    now,
-                    budget.min(BURST),
-                    &mut tx,
-                    &mut ps,
-                );
-                budget -= sent;
-                work += sent;
             }
         }
 
@@ -230,58 +241,200 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     0
 }
 
-/// Sends a received frame where it belongs: control frames to the control
-/// lcore, data frames to their pipe. Every drop is counted and freed.
-#[inline]
-fn dispatch_rx(shared: &Shared, qc: &C, m: ffi::Mbuf) {
-    let d = m.data();
-    if d.len() < 16 || u16::from_be_bytes([d[12], d[13]]) != shared.ethertype {
-        C::bump(&shared.datapath.foreign, 1);
-        C::bump(&qc.drops, 1);
-        return;
-    }
-    let mut one: MbufBurst<1> = MbufBurst::new();
-    if Kind::from(d[15]) != Kind::Data {
-        let _ = one.push(m);
-        if shared.public_ring.enqueue_mbufs(&mut one) == 0 {
-            C::bump(&qc.ring_full, 1);
-            C::bump(&qc.drops, 1);
+/// Per-burst work space of one polling lcore (built once, reused).
+struct Scratch {
+    /// Control frames of the burst, for the public ring.
+    ctl: MbufBurst<BURST>,
+    /// A run of data frames for the same pipe.
+    run: MbufBurst<BURST>,
+    /// Frames of a pipe pull that passed the length check.
+    good: MbufBurst<BURST>,
+    keys: [[u8; DmpdTuple::LEN]; BURST],
+    dnodes: [u16; BURST],
+    hashes: [u32; BURST],
+    decisions: [Decision; BURST],
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            ctl: MbufBurst::new(),
+            run: MbufBurst::new(),
+            good: MbufBurst::new(),
+            keys: [[0; DmpdTuple::LEN]; BURST],
+            dnodes: [0; BURST],
+            hashes: [0; BURST],
+            decisions: [Decision {
+                tx_port: NO_PORT,
+                rx_port: None,
+            }; BURST],
         }
-        return;
-    }
-    let f = match DataFrame::new_checked(d) {
-        Ok(f) => f,
-        Err(_) => {
-            C::bump(&shared.datapath.malformed, 1);
-            C::bump(&qc.errors, 1);
-            C::bump(&qc.drops, 1);
-            return;
-        }
-    };
-    if f.dnode() != shared.node || f.cluster_id() != shared.cluster_id {
-        C::bump(&shared.datapath.misdelivered, 1);
-        C::bump(&qc.drops, 1);
-        return;
-    }
-    let Some(pipe) = shared.pipes.get(f.dpipe()) else {
-        C::bump(&shared.datapath.no_pipe, 1);
-        C::bump(&qc.drops, 1);
-        return;
-    };
-    let len = d.len() as u64;
-    let _ = one.push(m);
-    if pipe.rx.enqueue_mbufs(&mut one) == 0 {
-        pipe.counters.rx_dropped.fetch_add(1, Relaxed);
-        C::bump(&qc.ring_full, 1);
-        C::bump(&qc.drops, 1);
-    } else {
-        pipe.counters.rx_msgs.fetch_add(1, Relaxed);
-        pipe.counters.rx_bytes.fetch_add(len, Relaxed);
     }
 }
 
-/// Dequeues up to `max` frames of one pipe (within its rate), balances each
-/// to a port and stages it. Returns how many were staged.
+/// Why a received frame is not delivered.
+enum Verdict {
+    Control,
+    Data(u16),
+    Foreign,
+    Malformed,
+    Misdelivered,
+}
+
+#[inline(always)]
+fn classify(shared: &Shared, d: &[u8]) -> Verdict {
+    if d.len() < 16 || u16::from_be_bytes([d[12], d[13]]) != shared.ethertype {
+        return Verdict::Foreign;
+    }
+    if Kind::from(d[15]) != Kind::Data {
+        return Verdict::Control;
+    }
+    match DataFrame::new_checked(d) {
+        Err(_) => Verdict::Malformed,
+        Ok(f) if f.dnode() != shared.node || f.cluster_id() != shared.cluster_id => {
+            Verdict::Misdelivered
+        }
+        Ok(f) => Verdict::Data(f.dpipe()),
+    }
+}
+
+/// Sends a received burst where each frame belongs: control frames to the
+/// control lcore (one enqueue per burst), data frames to their pipe (one
+/// enqueue per run of frames for the same pipe). Every drop is counted and
+/// freed.
+#[inline]
+fn dispatch_burst(shared: &Shared, qc: &C, port: u16, rx: &mut MbufBurst<BURST>, s: &mut Scratch) {
+    let mut bytes = 0u64;
+    let (mut foreign, mut malformed, mut misdelivered, mut no_pipe) = (0u64, 0u64, 0u64, 0u64);
+    // The pipe of the current run (id, pipe), looked up once per run.
+    let mut cur: Option<(u16, Option<PipeGuard>)> = None;
+    for mut m in rx.drain() {
+        bytes += m.len() as u64;
+        m.set_port(port);
+        match classify(shared, m.data()) {
+            Verdict::Control => {
+                let _ = s.ctl.push(m);
+            }
+            Verdict::Data(id) => {
+                if cur.as_ref().map(|c| c.0) != Some(id) {
+                    if let Some((_, Some(p))) = &cur {
+                        deliver_run(qc, pipe_of(p), &mut s.run);
+                    }
+                    cur = Some((id, shared.pipes.load(id)));
+                }
+                match &cur {
+                    Some((_, Some(_))) => {
+                        let _ = s.run.push(m);
+                    }
+                    _ => no_pipe += 1,
+                }
+            }
+            Verdict::Foreign => foreign += 1,
+            Verdict::Malformed => malformed += 1,
+            Verdict::Misdelivered => misdelivered += 1,
+        }
+    }
+    if let Some((_, Some(p))) = &cur {
+        deliver_run(qc, pipe_of(p), &mut s.run);
+    }
+    if !s.ctl.is_empty() {
+        shared.public_ring.enqueue_mbufs(&mut s.ctl);
+        if !s.ctl.is_empty() {
+            let n = s.ctl.len() as u64;
+            C::bump(&qc.ring_full, n);
+            C::bump(&qc.drops, n);
+            s.ctl.clear();
+        }
+    }
+    C::bump(&qc.rx_bytes, bytes);
+    let dropped = foreign + malformed + misdelivered + no_pipe;
+    if dropped > 0 {
+        let dp = &shared.datapath;
+        C::bump(&qc.drops, dropped);
+        C::bump(&qc.errors, malformed);
+        dp.foreign.fetch_add(foreign, Relaxed);
+        dp.malformed.fetch_add(malformed, Relaxed);
+        dp.misdelivered.fetch_add(misdelivered, Relaxed);
+        dp.no_pipe.fetch_add(no_pipe, Relaxed);
+    }
+}
+
+/// A pipe borrowed from the pipe table for the length of a run.
+type PipeGuard = arc_swap::Guard<Option<Arc<PipeShared>>>;
+
+#[inline(always)]
+fn pipe_of(g: &PipeGuard) -> &PipeShared {
+    g.as_deref()
+        .expect("PipeTable::load returns open pipes only")
+}
+
+/// Hands a run of data frames to their pipe: its rx ring, or, in echo
+/// mode, turned around onto its tx ring within the pipe's buffer. Frames
+/// that do not fit are freed and counted.
+#[inline]
+fn deliver_run(qc: &C, pipe: &PipeShared, run: &mut MbufBurst<BURST>) {
+    let n = run.len();
+    if n == 0 {
+        return;
+    }
+    let bytes: u64 = run.as_slice().iter().map(|m| m.len() as u64).sum();
+    let mut lost_bytes = 0u64;
+    let mut over = 0usize;
+    if pipe.echo.load(Relaxed) {
+        for m in run.as_mut_slice() {
+            turn_around(m.data_mut());
+        }
+        let room = pipe.buffer.load(Relaxed).saturating_sub(pipe.tx.count()) as usize;
+        // Beyond the buffer: drop the tail.
+        while run.len() > room {
+            if let Some(m) = run.pop() {
+                lost_bytes += m.len() as u64;
+                over += 1;
+            }
+        }
+        pipe.tx.enqueue_mbufs(run);
+    } else {
+        pipe.rx.enqueue_mbufs(run);
+    }
+    lost_bytes += run.as_slice().iter().map(|m| m.len() as u64).sum::<u64>();
+    let lost = run.len() + over;
+    run.clear();
+    if lost > 0 {
+        pipe.counters.rx_dropped.fetch_add(lost as u64, Relaxed);
+        C::bump(&qc.ring_full, lost as u64);
+        C::bump(&qc.drops, lost as u64);
+    }
+    if lost < n {
+        pipe.counters.rx_msgs.fetch_add((n - lost) as u64, Relaxed);
+        pipe.counters
+            .rx_bytes
+            .fetch_add(bytes - lost_bytes, Relaxed);
+    }
+}
+
+/// Swaps source and destination node and pipe of a data frame (whose
+/// header the caller checked), so that it goes back where it came from.
+#[inline(always)]
+fn turn_around(d: &mut [u8]) {
+    // snode 22..24 <-> dnode 24..26, spipe 26..28 <-> dpipe 28..30.
+    let h: &mut [u8; 8] = (&mut d[22..30]).try_into().expect("checked header");
+    let v = u64::from_be_bytes(*h);
+    let swapped = (v >> 16 & 0x0000_ffff_0000_ffff) | (v << 16 & 0xffff_0000_ffff_0000);
+    *h = swapped.to_be_bytes();
+}
+
+/// The hash key of a data frame (whose header the caller checked), in
+/// [`DmpdTuple::to_bytes`]'s layout: snode, dnode, spipe, dpipe, ptype.
+#[inline(always)]
+fn key_of(d: &[u8]) -> [u8; DmpdTuple::LEN] {
+    [
+        d[22], d[23], d[24], d[25], d[26], d[27], d[28], d[29], d[17],
+    ]
+}
+
+/// Dequeues up to `max` frames of one pipe (within its rate), balances them
+/// to ports (one Toeplitz burst and one balancer burst) and stages them.
+/// Returns how many were staged.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn pull_pipe(
@@ -293,6 +446,7 @@ fn pull_pipe(
     now: u64,
     max: usize,
     tx: &mut MbufBurst<BURST>,
+    s: &mut Scratch,
     ps: &mut [PortState],
 ) -> usize {
     let rate = pipe.effective_rate_bps();
@@ -317,67 +471,80 @@ fn pull_pipe(
     if got == 0 {
         return 0;
     }
-    let routes = shared.routes.load();
-    let balancing = shared.balancing.load(Relaxed);
-    let mut staged = 0;
-    let mut bytes = 0u64;
-    for mut m in tx.drain() {
+    // Parse: keep frames with a whole header, note their keys.
+    let mut malformed = 0u64;
+    for m in tx.drain() {
         let len = m.len();
         if rate > 0 {
             let _ = pacer.try_take(now, wire_bits(len));
         }
-        let (snode, dnode, spipe, dpipe, ptype) = {
-            let f = DataFrame::new_unchecked(m.data());
-            if len < HEADER_LEN {
-                C::bump(&shared.datapath.malformed, 1);
-                pipe.counters.tx_dropped.fetch_add(1, Relaxed);
-                continue;
-            }
-            f.five_tuple()
-        };
-        let key = DmpdTuple {
-            snode,
-            dnode,
-            spipe,
-            dpipe,
-            ptype,
-        };
-        let hash = toeplitz.hash(&key.to_bytes());
-        let d = if balancing {
-            w.balancer.decide(now, hash, dnode)
-        } else {
-            // The paper's baseline: plain hash modulo the port count, rx port
-            // chosen the same way.
-            let n = shared.ports.len() as u32;
-            lb::balancer::Decision {
-                tx_port: (hash % n) as u8,
-                rx_port: routes
-                    .nodes
-                    .get(&dnode)
-                    .map(|macs| (hash % macs.len().max(1) as u32) as u8),
-            }
-        };
-        if d.tx_port == NO_PORT || d.tx_port as usize >= shared.ports.len() {
-            C::bump(&shared.datapath.no_port, 1);
-            pipe.counters.tx_dropped.fetch_add(1, Relaxed);
+        if len < HEADER_LEN {
+            malformed += 1;
             continue;
         }
-        let Some(dst_mac) = routes
-            .nodes
-            .get(&dnode)
-            .and_then(|macs| macs.get(d.rx_port.unwrap_or(0) as usize))
-        else {
-            C::bump(&shared.datapath.no_route, 1);
-            pipe.counters.tx_dropped.fetch_add(1, Relaxed);
+        let i = s.good.len();
+        let d = m.data();
+        s.keys[i] = key_of(d);
+        s.dnodes[i] = u16::from_be_bytes([d[24], d[25]]);
+        let _ = s.good.push(m);
+    }
+    if malformed > 0 {
+        shared.datapath.malformed.fetch_add(malformed, Relaxed);
+        pipe.counters.tx_dropped.fetch_add(malformed, Relaxed);
+    }
+    let k = s.good.len();
+    if k == 0 {
+        return 0;
+    }
+    toeplitz.hash_burst(&s.keys[..k], &mut s.hashes[..k]);
+    let routes = shared.routes.load();
+    let n_ports = shared.ports.len() as u32;
+    if shared.balancing.load(Relaxed) {
+        w.balancer
+            .decide_burst(now, &s.hashes[..k], &s.dnodes[..k], &mut s.decisions[..k]);
+    } else {
+        // The paper's baseline: plain hash modulo the port count, rx port
+        // chosen the same way.
+        for i in 0..k {
+            let hash = s.hashes[i];
+            s.decisions[i] = Decision {
+                tx_port: (hash % n_ports) as u8,
+                rx_port: routes
+                    .nodes
+                    .get(&s.dnodes[i])
+                    .map(|macs| (hash % macs.len().max(1) as u32) as u8),
+            };
+        }
+    }
+    let (mut staged, mut bytes, mut no_port, mut no_route) = (0usize, 0u64, 0u64, 0u64);
+    // Route of the last destination: bursts mostly go to one node.
+    let mut last: Option<(u16, Option<&Vec<[u8; 6]>>)> = None;
+    for (i, mut m) in s.good.drain().enumerate() {
+        let d = s.decisions[i];
+        let dnode = s.dnodes[i];
+        if d.tx_port == NO_PORT || u32::from(d.tx_port) >= n_ports {
+            no_port += 1;
+            continue;
+        }
+        let macs = match last {
+            Some((node, macs)) if node == dnode => macs,
+            _ => {
+                let macs = routes.nodes.get(&dnode);
+                last = Some((dnode, macs));
+                macs
+            }
+        };
+        let Some(dst_mac) = macs.and_then(|macs| macs.get(d.rx_port.unwrap_or(0) as usize)) else {
+            no_route += 1;
             continue;
         };
         let tp = d.tx_port as usize;
+        bytes += m.len() as u64;
         {
             let b = m.data_mut();
             b[0..6].copy_from_slice(dst_mac);
             b[6..12].copy_from_slice(&shared.ports[tp].mac);
         }
-        bytes += len as u64;
         if let Err(m) = ps[tp].staging.push(m) {
             // Cannot happen: the caller checked room on every port. Count
             // it rather than lose it silently.
@@ -387,7 +554,53 @@ fn pull_pipe(
         }
         staged += 1;
     }
+    if no_port + no_route > 0 {
+        shared.datapath.no_port.fetch_add(no_port, Relaxed);
+        shared.datapath.no_route.fetch_add(no_route, Relaxed);
+        pipe.counters
+            .tx_dropped
+            .fetch_add(no_port + no_route, Relaxed);
+    }
     pipe.counters.tx_msgs.fetch_add(staged as u64, Relaxed);
     pipe.counters.tx_bytes.fetch_add(bytes, Relaxed);
     staged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_around_swaps_nodes_and_pipes_only() {
+        let mut d: Vec<u8> = (0..64).collect();
+        let before = d.clone();
+        turn_around(&mut d);
+        assert_eq!(&d[22..24], &before[24..26], "snode <- dnode");
+        assert_eq!(&d[24..26], &before[22..24], "dnode <- snode");
+        assert_eq!(&d[26..28], &before[28..30], "spipe <- dpipe");
+        assert_eq!(&d[28..30], &before[26..28], "dpipe <- spipe");
+        assert_eq!(&d[..22], &before[..22]);
+        assert_eq!(&d[30..], &before[30..]);
+        turn_around(&mut d);
+        assert_eq!(d, before, "twice is the identity");
+    }
+
+    #[test]
+    fn key_of_is_the_tuple_layout() {
+        let mut d = vec![0u8; HEADER_LEN];
+        let mut f = DataFrame::new_unchecked(&mut d[..]);
+        f.set_snode(0x0102);
+        f.set_dnode(0x0304);
+        f.set_spipe(0x0506);
+        f.set_dpipe(0x0708);
+        f.set_ptype(0x09);
+        let t = DmpdTuple {
+            snode: 0x0102,
+            dnode: 0x0304,
+            spipe: 0x0506,
+            dpipe: 0x0708,
+            ptype: 0x09,
+        };
+        assert_eq!(key_of(&d), t.to_bytes());
+    }
 }
