@@ -26,6 +26,7 @@ fi
 MEMBERS=${MEMBERS:-4}
 PREFIX=${PREFIX:-dmpdbc}
 OUT=${OUT:-$(mktemp -d /tmp/dmpd-bond.XXXXXX)}
+mkdir -p "$OUT"
 
 if [ -z "${BOND_COMPARE:-}" ]; then
     cargo build --release -q -p dmpd-benches --bin bond-compare
