@@ -176,7 +176,7 @@ enum Sender {
     Ours {
         members: Vec<Port>,
         toeplitz: Toeplitz,
-        lb: Option<(Controller, lb::balancer::Balancer)>,
+        lb: Option<Box<(Controller, lb::balancer::Balancer)>>,
     },
 }
 
@@ -192,7 +192,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let members: Vec<&str> = a.members.split(',').collect();
     let peers: Vec<&str> = a.peers.split(',').collect();
     let n = members.len();
-    if n < 2 || n > 16 || peers.len() != n {
+    if !(2..=16).contains(&n) || peers.len() != n {
         return Err("--members and --peers: the same number (2..=16) of interfaces".into());
     }
     let mut eal_args: Vec<String> = [
@@ -265,7 +265,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 idle_gap_ns: 50_000_000,
                 ..BalancerConfig::default()
             })?;
-            Some((c, b))
+            Some(Box::new((c, b)))
         } else {
             None
         };
@@ -355,10 +355,8 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 period_spreads.push(std_dev_pp(&period_rx));
             }
             period_rx.iter_mut().for_each(|b| *b = 0);
-            if let Sender::Ours {
-                lb: Some((c, _)), ..
-            } = &mut sender
-            {
+            if let Sender::Ours { lb: Some(l), .. } = &mut sender {
+                let c = &mut l.0;
                 // What the agent's control lcore does each period: each
                 // port's utilisation from its counters.
                 let cap = a.rate_mbps as f64 * 1e6 * a.period_ms as f64 / 1e3;
@@ -477,7 +475,8 @@ fn send(
             toeplitz.hash_burst(&tuples[..len], &mut hashes[..len]);
             let mut d = [Decision::default(); 32];
             match lb {
-                Some((_, b)) => {
+                Some(l) => {
+                    let b = &mut l.1;
                     let now = monotonic_ns();
                     b.decide_burst(now, &hashes[..len], &[1u16; 32][..len], &mut d[..len]);
                 }
