@@ -69,7 +69,7 @@ pub fn run_agent(
     watchdog::spawn(
         engine.control.alive.clone(),
         engine.control.stalled.clone(),
-        cfg.heartbeat_period() * 3,
+        cfg.heartbeat_period() * crate::engine::control::STALL_PERIODS,
     );
     tracing::info!(node = cfg.node, "agent running");
     let app_thread = app.map(|f| {

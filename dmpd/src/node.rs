@@ -592,6 +592,13 @@ impl Node {
         }
         let status = self.replay.check(h.sender, port, h.incarnation, h.seq)?;
         if self.role == Role::Left {
+            // A node that left because it heard nothing still tells its
+            // owner when it hears the cluster again: the agent answers
+            // SelfFaulty with leave() and rejoins on SelfRecovered.
+            if self.self_faulty {
+                self.self_faulty = false;
+                self.event(Event::SelfRecovered);
+            }
             return Ok(());
         }
         self.stats.frames_received += 1;

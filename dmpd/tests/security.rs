@@ -276,6 +276,51 @@ fn isolated_node_reports_self_faulty() {
     assert_eq!(m.table().get(4).unwrap().record.state, dmpd::NodeState::Up);
 }
 
+/// Regression (found by `scripts/chaos soak`: an agent stopped for 2 s
+/// with SIGSTOP left the cluster for good). The agent answers `SelfFaulty`
+/// with `Node::leave`; the node must still report `SelfRecovered` when it
+/// hears the cluster again, or the agent never rejoins.
+#[test]
+fn a_node_that_left_for_a_self_fault_reports_its_recovery() {
+    let mut sim = Sim::new(SimParams::new(4, 99));
+    let p = sim.period();
+    sim.params.log_events = true;
+    let vi = sim.index_of(4);
+    sim.nodes[vi].cfg.priority = 0;
+    sim.start();
+    sim.run_until_pred(Instant::ZERO + p * 12, p / 20, |s| {
+        s.agreed_master().is_some()
+    })
+    .expect("master");
+    sim.run_for(p * 3);
+    sim.group[vi] = 7;
+    let faulty = |s: &Sim| {
+        s.nodes[vi]
+            .events
+            .iter()
+            .any(|(_, e)| *e == Event::SelfFaulty)
+    };
+    let t0 = sim.now;
+    sim.run_until_pred(t0 + p * 12, p / 20, faulty)
+        .expect("SelfFaulty");
+    // What the agent does on SelfFaulty.
+    let now = sim.now;
+    sim.node_mut(vi)
+        .unwrap()
+        .leave(now, dmpd::LeaveReason::SelfFaulty);
+    sim.kick(vi);
+    sim.run_for(p * 2);
+    assert_eq!(sim.node(vi).unwrap().role(), dmpd::Role::Left);
+    sim.group[vi] = 0;
+    sim.run_for(p * 3);
+    let evs: Vec<Event> = sim.nodes[vi].events.iter().map(|(_, e)| *e).collect();
+    let n = evs.iter().position(|e| *e == Event::SelfFaulty).unwrap();
+    assert!(
+        evs[n..].contains(&Event::SelfRecovered),
+        "a node that left for a self fault never reports its recovery: {evs:?}"
+    );
+}
+
 /// Regression (found by `cargo fuzz`): an announce with term u64::MAX made
 /// the candidate term overflow.
 #[test]

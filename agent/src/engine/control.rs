@@ -16,6 +16,10 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use super::counters::QueueSnapshot;
+
+/// The control loop counts as stalled when it has not run for this many
+/// heartbeat periods (the watchdog's limit, and the loop's own check).
+pub const STALL_PERIODS: u32 = 3;
 use super::pacer::WIRE_OVERHEAD_BYTES;
 use super::pipe::PipeState;
 use super::shared::{Routes, Shared};
@@ -46,6 +50,9 @@ pub struct Control {
     pub alive: Arc<AtomicU64>,
     pub stalled: Arc<AtomicU64>,
     stalls_seen: u64,
+    /// When the previous pass of the loop started (stall detection from
+    /// inside: a stopped process stops its watchdog too).
+    last_pass: Option<StdInstant>,
     loop_max_us: u64,
     port_rate: Vec<f64>,
     port_util: Vec<f64>,
@@ -95,6 +102,7 @@ impl Control {
             alive: Arc::new(AtomicU64::new(0)),
             stalled: Arc::new(AtomicU64::new(0)),
             stalls_seen: 0,
+            last_pass: None,
             loop_max_us: 0,
             port_rate: vec![0.0; n],
             port_util: vec![0.0; n],
@@ -116,6 +124,21 @@ impl Control {
     /// One pass of the loop; returns how long the caller may sleep.
     pub fn poll(&mut self) -> StdDuration {
         let t0 = StdInstant::now();
+        // A gap of STALL_PERIODS between two passes is a stall the watchdog
+        // may miss: SIGSTOP, a paused VM or a starved process stop the
+        // watchdog thread too, and on resume this loop may run first. Its
+        // view is then just as stale (a stopped master would answer queued
+        // ANNOUNCEs of its successor's candidacy and take the cluster back).
+        if let Some(prev) = self.last_pass.replace(t0) {
+            let s = self.stalled.load(Relaxed);
+            if t0.duration_since(prev) >= self.period * STALL_PERIODS && s == self.stalls_seen {
+                warn!(
+                    gap_ms = t0.duration_since(prev).as_millis() as u64,
+                    "control loop did not run"
+                );
+                self.stalled.fetch_add(1, Relaxed);
+            }
+        }
         self.alive.fetch_add(1, Relaxed);
         self.check_watchdog();
         let now = self.now();
