@@ -222,7 +222,9 @@ fn significant(old: &NodeRecord, new: &NodeRecord) -> bool {
     })
 }
 
-/// One DMPD node.
+/// One DMPD node. `Clone` gives an independent copy (the fuzz targets
+/// start every run from one warmed-up cluster).
+#[derive(Clone)]
 pub struct Node {
     cfg: NodeConfig,
     nports: usize,
@@ -591,6 +593,11 @@ impl Node {
             return Err(Reject::OwnFrame);
         }
         let status = self.replay.check(h.sender, port, h.incarnation, h.seq)?;
+        if h.kind == Kind::Response {
+            // sent on one port: a copy on another receive port is a replay
+            self.replay
+                .check_single_port(h.sender, h.incarnation, h.seq)?;
+        }
         if self.role == Role::Left {
             // A node that left because it heard nothing still tells its
             // owner when it hears the cluster again: the agent answers

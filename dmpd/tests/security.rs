@@ -403,3 +403,45 @@ fn per_port_liveness_and_rtt() {
     assert!(e.record.port(1).unwrap().reachable);
     assert!(sim.node(vi).unwrap().local_port_up(1));
 }
+
+fn response(sender: u16, inc: u64, seq: u64, port: u8) -> Vec<u8> {
+    let r = dmpd::wire::ResponseRepr {
+        echo_ts: 1_000,
+        round: 1,
+        port,
+        master: Some(3),
+        master_term: 1,
+        priority: 1,
+        record: None,
+    };
+    frame(sender, inc, seq, 1, 1_500, Message::Response(r))
+}
+
+/// A response goes out on one port only: the same frame arriving on another
+/// receive port is a replay (an injector copying node 5's port-0 response
+/// onto the master's port 1 would otherwise keep a dead port "reachable").
+/// A heartbeat is sent on every port: one copy per port is accepted.
+#[test]
+fn response_replayed_onto_another_port_rejected() {
+    let mut n = follower();
+    let t = Instant::from_millis(10);
+    let hb = heartbeat(5, 1, 100, 1);
+    assert_eq!(n.handle_frame(t, 0, &hb), Ok(()));
+    assert_eq!(
+        n.handle_frame(t, 1, &hb),
+        Ok(()),
+        "multi-port frame on port 1"
+    );
+    let r = response(5, 1, 101, 0);
+    assert_eq!(n.handle_frame(t, 0, &r), Ok(()));
+    let before = n.rejects().get(Reject::Duplicate);
+    assert_eq!(n.handle_frame(t, 1, &r), Err(Reject::Duplicate));
+    assert_eq!(n.rejects().get(Reject::Duplicate), before + 1);
+    // later responses of the same sender, on either port, still pass
+    assert_eq!(n.handle_frame(t, 1, &response(5, 1, 102, 1)), Ok(()));
+    assert_eq!(n.handle_frame(t, 0, &response(5, 1, 103, 0)), Ok(()));
+    // and out-of-order ones within the window too, once
+    let late = response(5, 1, 99, 1);
+    assert_eq!(n.handle_frame(t, 1, &late), Ok(()));
+    assert_eq!(n.handle_frame(t, 0, &late), Err(Reject::Duplicate));
+}

@@ -230,6 +230,9 @@ impl ReplayWindow {
     }
 }
 
+/// Window key (in place of a port index) of [`ReplayGuard::check_single_port`].
+pub const SINGLE_PORT_WINDOW: u8 = u8::MAX;
+
 /// Replay state of every sender: its highest incarnation, and one window per
 /// (sender, receive port) since one frame sent on several ports arrives once
 /// per port with the same sequence number.
@@ -277,6 +280,17 @@ impl ReplayGuard {
         Ok(status)
     }
 
+    /// Check a frame its sender put on ONE port only (a response) against
+    /// one window shared by every receive port, after [`ReplayGuard::check`]
+    /// passed: the per-port windows alone would accept a copy replayed onto
+    /// another receive port, whose window never saw that sequence number.
+    pub fn check_single_port(&mut self, sender: u16, incarnation: u64, seq: u64) -> Result<()> {
+        self.windows
+            .entry((sender, SINGLE_PORT_WINDOW))
+            .or_default()
+            .check_and_update(incarnation, seq)
+    }
+
     /// Highest incarnation seen from `sender`.
     pub fn incarnation(&self, sender: u16) -> Option<u64> {
         self.incarnations.get(&sender).copied()
@@ -285,11 +299,11 @@ impl ReplayGuard {
     /// Forget a sender's windows (keeps its incarnation so old frames stay
     /// rejected).
     pub fn forget_windows(&mut self, sender: u16) {
-        let keys: heapless::Vec<(u16, u8), 16> = self
+        let keys: heapless::Vec<(u16, u8), 32> = self
             .windows
             .range((sender, 0)..=(sender, u8::MAX))
             .map(|(k, _)| *k)
-            .take(16)
+            .take(32)
             .collect();
         for k in keys {
             self.windows.remove(&k);
