@@ -283,8 +283,12 @@ enum Verdict {
 
 #[inline(always)]
 fn classify(shared: &Shared, d: &[u8]) -> Verdict {
-    if d.len() < 16 || u16::from_be_bytes([d[12], d[13]]) != shared.ethertype {
+    if d.len() < 14 || u16::from_be_bytes([d[12], d[13]]) != shared.ethertype {
         return Verdict::Foreign;
+    }
+    if d.len() < 16 {
+        // ours by EtherType, cut before the kind byte
+        return Verdict::Malformed;
     }
     if Kind::from(d[15]) != Kind::Data {
         return Verdict::Control;
