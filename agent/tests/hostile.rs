@@ -87,8 +87,11 @@ impl Drop for Cluster {
     }
 }
 
-/// Master, term and (node, state) of the table, as node `i` sees them.
-fn view(st: &Value) -> Option<(u64, u64, Vec<(u64, String)>)> {
+/// Master, term and (node, state) of the table.
+type View = (u64, u64, Vec<(u64, String)>);
+
+/// The [`View`] of one node's status.
+fn view(st: &Value) -> Option<View> {
     let table = st["cluster"]
         .as_array()?
         .iter()

@@ -32,6 +32,10 @@ struct PortPrev {
     missed: u64,
 }
 
+/// Control frames handled per pass of the control loop (~1,024 HMAC checks,
+/// a few ms), so timers run between batches under any receive rate.
+pub const CONTROL_RX_BUDGET: usize = 1024;
+
 pub struct Control {
     pub shared: Arc<Shared>,
     pub pool: Arc<Mempool>,
@@ -121,7 +125,8 @@ impl Control {
         Instant::from_nanos(self.start.elapsed().as_nanos() as u64)
     }
 
-    /// One pass of the loop; returns how long the caller may sleep.
+    /// One pass of the loop; returns how long the caller may sleep (zero
+    /// when received frames are left over).
     pub fn poll(&mut self) -> StdDuration {
         let t0 = StdInstant::now();
         // A gap of STALL_PERIODS between two passes is a stall the watchdog
@@ -143,15 +148,26 @@ impl Control {
         self.check_watchdog();
         let now = self.now();
 
-        // Received control frames.
+        // Received control frames, at most CONTROL_RX_BUDGET per pass: a
+        // flood arriving as fast as frames are checked must not keep the
+        // loop from its timers (heartbeats, watchdog); the excess waits in
+        // the public ring, and what does not fit is dropped and counted
+        // (`ring_full`) by the polling lcore.
         let mut burst: MbufBurst<32> = MbufBurst::new();
+        let mut taken = 0;
+        let mut more = false;
         loop {
             let n = self.shared.public_ring.dequeue_mbufs(&mut burst);
+            taken += n;
             for m in burst.drain() {
                 // Rejections are counted by reason inside the node.
                 let _ = self.node.handle_frame(now, m.port() as u8, m.data());
             }
             if n < 32 {
+                break;
+            }
+            if taken >= CONTROL_RX_BUDGET {
+                more = true;
                 break;
             }
         }
@@ -171,6 +187,9 @@ impl Control {
 
         let spent = t0.elapsed().as_micros() as u64;
         self.loop_max_us = self.loop_max_us.max(spent);
+        if more {
+            return StdDuration::ZERO;
+        }
         // Sleep until the next timer, at most 1 ms: the public ring is
         // polled at least every millisecond.
         let mut wait = StdDuration::from_millis(1);
