@@ -4,7 +4,6 @@
 //! when a fault is injected. Needs root; tests run one at a time because
 //! the namespaces have fixed names.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -12,139 +11,12 @@ use std::time::{Duration, Instant};
 use agent::ctl::{request, Request};
 use serde_json::Value;
 
+mod common;
+
+use common::cluster::Cluster;
+
 const PERIOD_MS: u64 = 250;
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-struct Cluster {
-    run: PathBuf,
-    nodes: u16,
-}
-
-impl Cluster {
-    fn script(run: &Path, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(repo().join("scripts/cluster"))
-            .args(args)
-            .env("DMPD_RUN", run)
-            .env("DMPD_AGENT", env!("CARGO_BIN_EXE_dmpd-agent"))
-            .env("DMPD_STREAM", env!("CARGO_BIN_EXE_dmpd-stream"))
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("run scripts/cluster")
-    }
-
-    fn up(name: &str, nodes: u16, ports: u16) -> Cluster {
-        let run = std::env::temp_dir().join(format!("dmpd-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&run);
-        Self::script(&run, &["down"]);
-        let out = Self::script(
-            &run,
-            &[
-                "up",
-                "-n",
-                &nodes.to_string(),
-                "-p",
-                &ports.to_string(),
-                "--period-ms",
-                &PERIOD_MS.to_string(),
-                "--no-start",
-                "--no-build",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "cluster up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Cluster { run, nodes }
-    }
-
-    fn config(&self, i: u16) -> PathBuf {
-        self.run.join(format!("node{i}.toml"))
-    }
-
-    /// Appends TOML to a node's generated configuration (before start).
-    fn edit_config(&self, i: u16, f: impl FnOnce(String) -> String) {
-        let p = self.config(i);
-        let s = std::fs::read_to_string(&p).unwrap();
-        std::fs::write(&p, f(s)).unwrap();
-    }
-
-    fn start(&self, i: u16, app: &[&str]) {
-        let mut args = vec!["start".to_string(), i.to_string()];
-        args.extend(app.iter().map(|s| s.to_string()));
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = Self::script(&self.run, &a);
-        assert!(
-            out.status.success(),
-            "start {i}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn kill(&self, i: u16, sig: &str) {
-        let out = Self::script(&self.run, &["kill", &i.to_string(), sig]);
-        assert!(out.status.success(), "kill {i}");
-    }
-
-    fn port_down(&self, i: u16, p: u16) {
-        let out = Self::script(&self.run, &["port-down", &i.to_string(), &p.to_string()]);
-        assert!(out.status.success(), "port-down");
-    }
-
-    fn status(&self, i: u16) -> Option<Value> {
-        let r = request(&self.run.join(format!("node{i}.sock")), &Request::Status).ok()?;
-        r.status
-    }
-
-    fn log(&self, i: u16) -> String {
-        std::fs::read_to_string(self.run.join(format!("node{i}.log"))).unwrap_or_default()
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.nodes)
-            .map(|i| {
-                let l = self.log(i);
-                let tail: Vec<&str> = l.lines().rev().take(25).collect();
-                format!(
-                    "--- node {i}\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Polls `f` every 20 ms; returns how long it took to hold.
-    fn wait(&self, timeout: Duration, mut f: impl FnMut(&Cluster) -> bool) -> Option<Duration> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if f(self) {
-                return Some(t0.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn report(&self, name: &str) -> Option<Value> {
-        let s = std::fs::read_to_string(self.run.join(name)).ok()?;
-        serde_json::from_str(&s).ok()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        Self::script(&self.run, &["down"]);
-    }
-}
 
 fn periods(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0 / PERIOD_MS as f64
@@ -188,7 +60,7 @@ fn all_answer(c: &Cluster, nodes: &[u16]) -> bool {
 #[test]
 fn three_nodes_elect_a_master_and_converge_then_fail_over_and_rejoin() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let c = Cluster::up("failover", 3, 4);
+    let c = Cluster::up("failover", 3, 4, PERIOD_MS);
     for i in 1..=3 {
         c.start(i, &[]);
     }
@@ -266,7 +138,7 @@ fn three_nodes_elect_a_master_and_converge_then_fail_over_and_rejoin() {
 #[test]
 fn a_port_down_is_seen_everywhere_and_reliable_streams_lose_nothing() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let c = Cluster::up("portdown", 3, 4);
+    let c = Cluster::up("portdown", 3, 4, PERIOD_MS);
     let count = 6000;
     c.start(3, &[]);
     let s1 = format!("pipe=1,to=2:1,count={count},rate=1000,size=200,reliable");
@@ -359,7 +231,7 @@ fn port_tx(c: &Cluster, i: u16, p: usize) -> u64 {
 #[test]
 fn a_paced_port_carries_exactly_what_was_sent_at_its_bandwidth() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let c = Cluster::up("pacing", 2, 1);
+    let c = Cluster::up("pacing", 2, 1, PERIOD_MS);
     // Node 1's single port is paced to 20 Mb/s.
     c.edit_config(1, |s| {
         s.replace("bandwidth_mbps = 1000", "bandwidth_mbps = 20")
@@ -439,7 +311,7 @@ fn a_paced_port_carries_exactly_what_was_sent_at_its_bandwidth() {
 #[test]
 fn pipe_thresholds_priorities_and_runtime_changes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let c = Cluster::up("pipes", 2, 1);
+    let c = Cluster::up("pipes", 2, 1, PERIOD_MS);
     c.edit_config(1, |s| {
         s.replace("bandwidth_mbps = 1000", "bandwidth_mbps = 20")
             .replace("pace = false", "pace = true")

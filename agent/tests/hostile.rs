@@ -12,80 +12,18 @@
 //!
 //! Flood length: `DMPD_HOSTILE_SECS` (default 15 s; scripts/full: 300 s).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent::ctl::{request, Request};
 use serde_json::Value;
+
+mod common;
+
+use common::cluster::{ns, Cluster};
 
 const PERIOD_MS: u64 = 250;
 const NODES: u16 = 3;
 const PORTS: u16 = 2;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn ns() -> String {
-    std::env::var("DMPD_NS").unwrap_or_else(|_| "dmpd".into())
-}
-
-struct Cluster {
-    run: PathBuf,
-}
-
-impl Cluster {
-    fn script(run: &Path, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(repo().join("scripts/cluster"))
-            .args(args)
-            .env("DMPD_RUN", run)
-            .env("DMPD_AGENT", env!("CARGO_BIN_EXE_dmpd-agent"))
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("run scripts/cluster")
-    }
-
-    fn sh(&self, args: &[&str]) {
-        let out = Self::script(&self.run, args);
-        assert!(
-            out.status.success(),
-            "cluster {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn status(&self, i: u16) -> Option<Value> {
-        request(&self.run.join(format!("node{i}.sock")), &Request::Status)
-            .ok()?
-            .status
-    }
-
-    fn logs(&self) -> String {
-        (1..=NODES)
-            .map(|i| {
-                let l = std::fs::read_to_string(self.run.join(format!("node{i}.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = l.lines().rev().take(20).collect();
-                format!(
-                    "--- node {i}\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        Self::script(&self.run, &["down"]);
-    }
-}
 
 /// Master, term and (node, state) of the table.
 type View = (u64, u64, Vec<(u64, String)>);
@@ -175,21 +113,7 @@ fn hostile_flood_is_rejected_counted_and_harmless() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(15.0);
-    let run = std::env::temp_dir().join(format!("dmpd-test-hostile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&run);
-    Cluster::script(&run, &["down"]);
-    let c = Cluster { run };
-    c.sh(&[
-        "up",
-        "-n",
-        &NODES.to_string(),
-        "-p",
-        &PORTS.to_string(),
-        "--period-ms",
-        &PERIOD_MS.to_string(),
-        "--no-start",
-        "--no-build",
-    ]);
+    let c = Cluster::up("hostile", NODES, PORTS, PERIOD_MS);
     // The attacker's port on the switch: veth hinj (attacker) <-> hinjb (bridge).
     for cmd in [
         "ip link add hinj type veth peer name hinjb",
@@ -202,7 +126,7 @@ fn hostile_flood_is_rejected_counted_and_harmless() {
         c.sh(&a);
     }
     for i in 1..=NODES {
-        c.sh(&["start", &i.to_string()]);
+        c.start(i, &[]);
     }
     let t0 = Instant::now();
     let mut base = None;

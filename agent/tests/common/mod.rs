@@ -1,9 +1,13 @@
 //! Helpers shared by the tests that run an agent process.
 
+pub mod cluster;
+
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// SIGTERM, then the exit code; SIGKILL (and `None`) after 20 s.
+// Not every test binary that includes this module stops agents itself.
+#[allow(dead_code)]
 pub fn stop_gracefully(mut child: Child) -> Option<i32> {
     // SAFETY: sends a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
