@@ -757,6 +757,30 @@ impl Balancer {
         &self.snapshot
     }
 
+    /// Epoch of the snapshot in use.
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// How long a bucket stays with its port without traffic.
+    #[inline]
+    pub fn idle_gap_ns(&self) -> u64 {
+        self.config.idle_gap_ns
+    }
+
+    /// Counts one more packet of an active flow whose ports the caller
+    /// kept from an earlier decision under the current snapshot (see
+    /// [`crate::flowcache`]): refreshes its bucket's activity time, which
+    /// is all that deciding it again would change.
+    #[inline]
+    pub fn touch(&mut self, now_ns: u64, key_hash: u32) {
+        let b = key_hash as usize & self.mask;
+        let slot = &mut self.buckets[b];
+        slot.last_ns = now_ns.max(slot.last_ns);
+        self.counters.decisions += 1;
+    }
+
     /// The bucket a key hash falls in.
     #[inline]
     pub fn bucket_of(&self, key_hash: u32) -> usize {

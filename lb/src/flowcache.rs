@@ -1,0 +1,198 @@
+//! A data lcore's per-flow decision cache, in front of the Toeplitz hash
+//! and the [`Balancer`].
+//!
+//! A flow (a DMPD key tuple) keeps its ports for as long as it is active:
+//! within one balancer snapshot, deciding the next frame of an active flow
+//! gives the same ports as the last one, and only refreshes its bucket's
+//! activity time. So the decision is made once per flow, as OVS's exact
+//! match cache does for its flows: a frame whose key is in the cache,
+//! decided under the current snapshot epoch less than the idle gap ago,
+//! gets the cached ports and touches its bucket ([`Balancer::touch`]); any
+//! other frame is hashed and decided as before and fills the slot.
+//!
+//! Why the result is the same as deciding every frame (the property test in
+//! `tests/flowcache.rs` checks it against [`Balancer::decide`]): a bucket's
+//! tx port and owner change only when the bucket is idle or its port is
+//! down; the first is excluded because a valid slot's flow touched the
+//! bucket less than the idle gap ago, the second because port availability,
+//! the remote nodes' ports and the loads change only with a new snapshot
+//! (a new epoch invalidates every slot). The rx port of the bucket's owner
+//! is fixed after the first decision in an epoch; that of a colliding flow
+//! to another node is a function of its hash and the snapshot.
+
+use crate::balancer::{Balancer, Decision, NO_PORT};
+use crate::toeplitz::Toeplitz;
+use crate::tuple::DmpdTuple;
+
+/// Sets of the cache, of [`WAYS`] slots each (32 bytes a slot): enough
+/// for the active flows of a node's pipes, small enough to stay in L1.
+pub const SETS: usize = 256;
+/// Slots per set. Two ways: with one, 64 flows in 256 slots already put
+/// about a quarter of them in shared slots that they keep taking from each
+/// other (a miss costs a Toeplitz hash and a full decision).
+pub const WAYS: usize = 2;
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// snode, dnode, spipe, dpipe (the first 8 key bytes), big-endian.
+    addrs: u64,
+    /// When the slot was last used, in the caller's nanoseconds.
+    last_ns: u64,
+    /// Snapshot epoch the decision was made under (0: empty).
+    epoch: u64,
+    hash: u32,
+    ptype: u8,
+    tx: u8,
+    rx: u8,
+}
+
+const EMPTY: Slot = Slot {
+    addrs: 0,
+    last_ns: 0,
+    epoch: 0,
+    hash: 0,
+    ptype: 0,
+    tx: NO_PORT,
+    rx: NO_PORT,
+};
+
+/// Hit and miss counts (plain integers: one lcore owns the cache).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCacheCounters {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// See the module doc.
+pub struct FlowCache {
+    slots: Box<[Slot]>,
+    counters: FlowCacheCounters,
+}
+
+impl Default for FlowCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FlowCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self {
+            slots: vec![EMPTY; SETS * WAYS].into_boxed_slice(),
+            counters: FlowCacheCounters::default(),
+        }
+    }
+
+    /// Hits and misses so far.
+    pub fn counters(&self) -> FlowCacheCounters {
+        self.counters
+    }
+
+    /// Forgets every flow (a test hook; epochs make this unnecessary).
+    pub fn clear(&mut self) {
+        self.slots.fill(EMPTY);
+    }
+
+    /// The first slot of a key's set: a multiplicative hash of its bytes,
+    /// much cheaper than the Toeplitz hash it stands in for.
+    #[inline(always)]
+    fn set_of(addrs: u64, ptype: u8) -> usize {
+        let x = (addrs ^ u64::from(ptype) << 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((x >> 56) as usize & (SETS - 1)) * WAYS
+    }
+
+    /// The ports for a frame whose DMPD key tuple is `key` (in
+    /// [`DmpdTuple::to_bytes`]'s layout), at `now_ns`: the same as
+    /// `balancer.decide(now_ns, toeplitz.hash_array(key), dnode)` after
+    /// the caller's `balancer.refresh(now_ns)`.
+    #[inline(always)]
+    pub fn decide(
+        &mut self,
+        balancer: &mut Balancer,
+        toeplitz: &Toeplitz,
+        now_ns: u64,
+        key: &[u8; DmpdTuple::LEN],
+    ) -> Decision {
+        let addrs = u64::from_be_bytes([
+            key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+        ]);
+        self.decide_parts(balancer, toeplitz, now_ns, addrs, key[8])
+    }
+
+    /// [`Self::decide`] with the key in two parts, as a data path reads
+    /// them from a DMPD header: `addrs` is snode, dnode, spipe and dpipe as
+    /// one big-endian `u64` (header bytes 22..30), `ptype` the packet type.
+    /// The caller takes in new snapshots (`balancer.refresh(now_ns)`, once
+    /// per burst): the cache only compares epochs.
+    #[inline(always)]
+    pub fn decide_parts(
+        &mut self,
+        balancer: &mut Balancer,
+        toeplitz: &Toeplitz,
+        now_ns: u64,
+        addrs: u64,
+        ptype: u8,
+    ) -> Decision {
+        let set = Self::set_of(addrs, ptype);
+        let (epoch, gap) = (balancer.epoch(), balancer.idle_gap_ns());
+        let ways: &mut [Slot; WAYS] = (&mut self.slots[set..set + WAYS])
+            .try_into()
+            .expect("a whole set");
+        for slot in ways.iter_mut() {
+            if slot.addrs == addrs
+                && slot.ptype == ptype
+                && slot.epoch == epoch
+                && now_ns.saturating_sub(slot.last_ns) < gap
+            {
+                self.counters.hits += 1;
+                balancer.touch(now_ns, slot.hash);
+                slot.last_ns = now_ns.max(slot.last_ns);
+                return Decision {
+                    tx_port: slot.tx,
+                    rx_port: (slot.rx != NO_PORT).then_some(slot.rx),
+                };
+            }
+        }
+        self.miss(balancer, toeplitz, now_ns, addrs, ptype, set)
+    }
+
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn miss(
+        &mut self,
+        balancer: &mut Balancer,
+        toeplitz: &Toeplitz,
+        now_ns: u64,
+        addrs: u64,
+        ptype: u8,
+        set: usize,
+    ) -> Decision {
+        self.counters.misses += 1;
+        let mut key = [0u8; DmpdTuple::LEN];
+        key[..8].copy_from_slice(&addrs.to_be_bytes());
+        key[8] = ptype;
+        let hash = toeplitz.hash_array(&key);
+        let dnode = (addrs >> 32) as u16;
+        let d = balancer.decide(now_ns, hash, dnode);
+        if d.tx_port == NO_PORT {
+            // No port is up: nothing worth keeping, and the balancer counts
+            // every such frame.
+            return d;
+        }
+        // The least recently used way (an empty slot has time 0).
+        let i = (set..set + WAYS)
+            .min_by_key(|&i| self.slots[i].last_ns)
+            .unwrap_or(set);
+        self.slots[i] = Slot {
+            addrs,
+            last_ns: now_ns,
+            epoch: balancer.epoch(),
+            hash,
+            ptype,
+            tx: d.tx_port,
+            rx: d.rx_port.unwrap_or(NO_PORT),
+        };
+        d
+    }
+}

@@ -1,0 +1,166 @@
+//! The flow cache decides exactly as the balancer does frame by frame.
+//!
+//! Two identical controller/balancer pairs see the same run: frames of
+//! many flows (16 buckets, so flows collide, and several destination
+//! nodes), time passing across the idle gap, new load samples, ports and
+//! remote nodes going down and up. One balancer decides every frame
+//! (`Toeplitz::hash_array` + `Balancer::decide`); the other goes through a
+//! `FlowCache`. Every decision and the balancers' counters must agree.
+
+use lb::balancer::{BalancerConfig, Controller};
+use lb::flowcache::FlowCache;
+use lb::load::{LoadConfig, PortSample};
+use lb::toeplitz::Toeplitz;
+use lb::tuple::DmpdTuple;
+use proptest::prelude::*;
+
+const PORTS: usize = 4;
+const GAP: u64 = 1_000_000;
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// A frame of flow `flow` after `dt_ns`.
+    Frame { flow: u8, dt_ns: u64 },
+    /// New per-port utilisation samples, published.
+    Samples([u8; PORTS]),
+    /// A local port goes down or up, published.
+    Port { port: u8, up: bool },
+    /// A destination node's ports change (or it leaves), published.
+    Remote { node: u16, avail: u16, gone: bool },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => (0u8..48, prop_oneof![0u64..50_000, 0u64..3 * GAP])
+            .prop_map(|(flow, dt_ns)| Op::Frame { flow, dt_ns }),
+        2 => any::<[u8; PORTS]>().prop_map(Op::Samples),
+        1 => (0u8..PORTS as u8, any::<bool>()).prop_map(|(port, up)| Op::Port { port, up }),
+        1 => (1u16..=3, 0u16..16, any::<bool>())
+            .prop_map(|(node, avail, gone)| Op::Remote { node, avail, gone }),
+    ]
+}
+
+fn flow_key(flow: u8) -> [u8; DmpdTuple::LEN] {
+    DmpdTuple {
+        snode: 9,
+        dnode: u16::from(flow % 3) + 1,
+        spipe: u16::from(flow % 5),
+        dpipe: 1,
+        ptype: flow / 3,
+    }
+    .to_bytes()
+}
+
+fn samples(u: &[u8; PORTS]) -> Vec<PortSample> {
+    u.iter()
+        .map(|&x| PortSample {
+            utilisation: f64::from(x) / 255.0,
+            drop_rate: 0.0,
+            overflow_rate: 0.0,
+        })
+        .collect()
+}
+
+fn controller() -> Controller {
+    let mut c = Controller::new(
+        PORTS,
+        LoadConfig {
+            weights: [1.0, 0.0, 0.0],
+            ..LoadConfig::default()
+        },
+    )
+    .unwrap();
+    for node in 1..=3 {
+        c.set_remote_node(node, &[0.1, 0.2, 0.3], 0b111).unwrap();
+    }
+    c.record_samples(&samples(&[10, 200, 30, 40])).unwrap();
+    c.publish();
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn cached_decisions_equal_per_frame_decisions(ops in proptest::collection::vec(op(), 1..400)) {
+        let config = BalancerConfig {
+            buckets: 16,
+            idle_gap_ns: GAP,
+            ..BalancerConfig::default()
+        };
+        let (mut ca, mut cb) = (controller(), controller());
+        let (mut a, mut b) = (ca.balancer(config).unwrap(), cb.balancer(config).unwrap());
+        let toeplitz = Toeplitz::default();
+        let mut cache = FlowCache::new();
+        let mut now = 1u64;
+        for op in ops {
+            match op {
+                Op::Frame { flow, dt_ns } => {
+                    now += dt_ns;
+                    let key = flow_key(flow);
+                    let dnode = u16::from_be_bytes([key[2], key[3]]);
+                    let want = a.decide(now, toeplitz.hash_array(&key), dnode);
+                    b.refresh(now);
+                    let got = cache.decide(&mut b, &toeplitz, now, &key);
+                    prop_assert_eq!(got, want, "flow {} at {}", flow, now);
+                }
+                Op::Samples(u) => {
+                    for c in [&mut ca, &mut cb] {
+                        c.record_samples(&samples(&u)).unwrap();
+                        c.publish();
+                    }
+                }
+                Op::Port { port, up } => {
+                    for c in [&mut ca, &mut cb] {
+                        c.set_port_available(usize::from(port), up).unwrap();
+                        c.publish();
+                    }
+                }
+                Op::Remote { node, avail, gone } => {
+                    for c in [&mut ca, &mut cb] {
+                        if gone {
+                            c.remove_remote_node(node);
+                        } else {
+                            c.set_remote_node(node, &[0.3, 0.1, 0.2], avail & 0b111).unwrap();
+                        }
+                        c.publish();
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(a.counters().decisions, b.counters().decisions);
+        prop_assert_eq!(a.counters().placements, b.counters().placements);
+        prop_assert_eq!(a.counters().rebalanced, b.counters().rebalanced);
+    }
+}
+
+#[test]
+fn steady_flows_hit_the_cache() {
+    let mut c = controller();
+    let mut b = c.balancer(BalancerConfig::default()).unwrap();
+    let toeplitz = Toeplitz::default();
+    let mut cache = FlowCache::new();
+    // 32 flows, 100 frames each, interleaved, 1 us apart.
+    let mut now = 0;
+    for _ in 0..100 {
+        for flow in 0..32 {
+            now += 1_000;
+            b.refresh(now);
+            cache.decide(&mut b, &toeplitz, now, &flow_key(flow));
+        }
+    }
+    let k = cache.counters();
+    assert_eq!(k.hits + k.misses, 3_200);
+    // Direct-mapped: two of 32 flows may share a slot, but most stay.
+    assert!(k.misses < 3_200 / 4, "{k:?}");
+    // A new snapshot makes every flow decide again once.
+    c.publish();
+    let before = cache.counters().misses;
+    for flow in 0..32 {
+        now += 1_000;
+        b.refresh(now);
+        cache.decide(&mut b, &toeplitz, now, &flow_key(flow));
+    }
+    assert!(cache.counters().misses - before >= 30);
+    assert_eq!(b.counters().decisions, 3_232);
+}
