@@ -195,6 +195,32 @@ impl std::fmt::Debug for Mbuf {
     }
 }
 
+/// How many frames ahead [`MbufBurst::drain_prefetched`] prefetches packet
+/// data (l2fwd's `PREFETCH_OFFSET`).
+pub const PREFETCH_AHEAD: usize = 3;
+
+/// A hint to bring the cache line at `p` into all cache levels; never
+/// faults, whatever `p` is.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it does not access memory architecturally.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Prefetches the start of an owned mbuf's packet data (`rte_pktmbuf_mtod`).
+#[inline(always)]
+fn prefetch_data(m: *mut sys::rte_mbuf) {
+    // SAFETY: m is an owned, valid mbuf (a held entry of a burst); the
+    // header fields are plain reads.
+    let p = unsafe { ((*m).buf_addr as *const u8).wrapping_add(usize::from((*m).data_off)) };
+    prefetch(p);
+}
+
 /// Up to `N` owned mbufs in a stack array, the unit of rx/tx bursts. Whatever
 /// is still held on drop is freed in one bulk call.
 pub struct MbufBurst<const N: usize = 32> {
@@ -279,6 +305,29 @@ impl<const N: usize> MbufBurst<N> {
             // SAFETY: the first n entries were owned and non-null; len is 0
             // now, so each is handed out exactly once.
             .map(|&p| unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
+    }
+
+    /// Moves every mbuf out, in order, like [`Self::drain`], with DPDK's
+    /// l2fwd prefetching: every mbuf header first, then the packet data
+    /// [`PREFETCH_AHEAD`] frames ahead of the one handed out, so that the
+    /// caller's first read of each frame does not wait for memory.
+    pub fn drain_prefetched(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let n = std::mem::replace(&mut self.len, 0);
+        let ptrs = &self.ptrs[..n];
+        for &p in ptrs {
+            prefetch(p as *const u8);
+        }
+        for &p in &ptrs[..n.min(PREFETCH_AHEAD)] {
+            prefetch_data(p);
+        }
+        (0..n).map(move |i| {
+            if let Some(&p) = ptrs.get(i + PREFETCH_AHEAD) {
+                prefetch_data(p);
+            }
+            // SAFETY: as in drain: entry i was owned and non-null, and len
+            // is 0 now, so each is handed out exactly once.
+            unsafe { Mbuf::from_raw(NonNull::new_unchecked(ptrs[i])) }
+        })
     }
 
     /// Frees everything held.
