@@ -114,6 +114,14 @@ pub struct DataPathCounters {
     pub no_route: AtomicU64,
     /// Outgoing frames with no local port available.
     pub no_port: AtomicU64,
+    /// Not drops (status and metrics list the fields above as drop
+    /// reasons; these two are for benches and tests): frames of echo pipes
+    /// turned round and staged by the polling lcore that received them
+    /// (the cut-through path).
+    pub echo_direct: AtomicU64,
+    /// Frames of echo pipes queued on the pipe's tx ring instead: the pipe
+    /// has a rate limit or a backlog, or a tx port's staging was full.
+    pub echo_queued: AtomicU64,
 }
 
 pub struct Shared {

@@ -9,15 +9,17 @@ use std::sync::Arc;
 
 use dmpd::wire::data::{DataFrame, HEADER_LEN};
 use dmpd::wire::Kind;
+use ffi::Mbuf;
 use ffi::{cycles, MbufBurst, QueueId};
-use lb::balancer::{Balancer, Decision, NO_PORT};
+use lb::balancer::{Balancer, Decision, MAX_PORTS};
+use lb::flowcache::FlowCache;
 use lb::toeplitz::Toeplitz;
 use lb::tuple::DmpdTuple;
 
 use super::counters::QueueCounters as C;
 use super::pacer::{wire_bits, Pacer};
 use super::pipe::{PipeShared, MAX_PIPES};
-use super::shared::Shared;
+use super::shared::{Routes, Shared};
 
 const BURST: usize = 32;
 /// Frames a port may hold back for pacing or a full tx ring; also the most
@@ -72,6 +74,7 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     let mut rx: MbufBurst<BURST> = MbufBurst::new();
     let mut tx: MbufBurst<BURST> = MbufBurst::new();
     let mut scratch = Scratch::new();
+    let mut cache = FlowCache::new();
     let mut idle_run: u32 = 0;
     let mut sleep_us: u32 = 16;
     let my_ports = w.ports.clone();
@@ -82,18 +85,28 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
         C::bump(&lc.polls, 1);
 
         // 1. Receive and dispatch.
-        for &pi in &my_ports {
-            let port = &shared.ports[pi];
-            for q in 0..port.rx_queues {
-                let n = port.port.rx_burst(QueueId::new(q), &mut rx);
-                if n == 0 {
-                    continue;
+        {
+            let mut txp = TxPath::new(
+                &shared,
+                &mut w.balancer,
+                &toeplitz,
+                &mut cache,
+                &mut ps,
+                now,
+            );
+            for &pi in &my_ports {
+                let port = &shared.ports[pi];
+                for q in 0..port.rx_queues {
+                    let n = port.port.rx_burst(QueueId::new(q), &mut rx);
+                    if n == 0 {
+                        continue;
+                    }
+                    work += n;
+                    let qc = &port.rx_counters[q as usize];
+                    C::bump(&lc.rx_packets, n as u64);
+                    C::bump(&qc.rx_packets, n as u64);
+                    dispatch_burst(&shared, qc, pi as u16, &mut rx, &mut scratch, &mut txp);
                 }
-                work += n;
-                let qc = &port.rx_counters[q as usize];
-                C::bump(&lc.rx_packets, n as u64);
-                C::bump(&qc.rx_packets, n as u64);
-                dispatch_burst(&shared, qc, pi as u16, &mut rx, &mut scratch);
             }
         }
 
@@ -132,15 +145,25 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
             }
         }
 
-        // 3. Data from pipes, highest priority first, while every owned
-        // port can stage a full burst (back-pressure into the pipe rings).
-        let room = my_ports
+        // 3. Data from pipes, highest priority first, while every port can
+        // stage a full burst (back-pressure into the pipe rings). Every
+        // port: the balancer may pick any of them, and each worker has a
+        // tx queue of its own on each.
+        let room = ps
             .iter()
-            .map(|&pi| STAGING - ps[pi].staging.len())
+            .map(|st| STAGING - st.staging.len())
             .min()
             .unwrap_or(0);
         if room >= BURST {
             let pipes = shared.pipes.by_priority.load();
+            let mut txp = TxPath::new(
+                &shared,
+                &mut w.balancer,
+                &toeplitz,
+                &mut cache,
+                &mut ps,
+                now,
+            );
             let mut budget = room;
             'pipes: for pipe in pipes.iter() {
                 // Bursts from this pipe until it runs dry (or its rate
@@ -151,16 +174,11 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                     }
                     let want = budget.min(BURST);
                     let sent = pull_pipe(
-                        &shared,
-                        &mut w,
-                        &toeplitz,
+                        &mut txp,
                         pipe,
                         &mut pipe_pacers[pipe.id as usize],
-                        now,
                         want,
                         &mut tx,
-                        &mut scratch,
-                        &mut ps,
                     );
                     budget -= sent;
                     work += sent;
@@ -171,10 +189,9 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
             }
         }
 
-        // 4. Flush staged data, paced.
-        for &pi in &my_ports {
+        // 4. Flush staged data, paced, on every port (see 3).
+        for (pi, st) in ps.iter_mut().enumerate() {
             let port = &shared.ports[pi];
-            let st = &mut ps[pi];
             if st.staging.is_empty() {
                 continue;
             }
@@ -245,14 +262,8 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
 struct Scratch {
     /// Control frames of the burst, for the public ring.
     ctl: MbufBurst<BURST>,
-    /// A run of data frames for the same pipe.
+    /// A run of data frames for the same pipe, for its ring.
     run: MbufBurst<BURST>,
-    /// Frames of a pipe pull that passed the length check.
-    good: MbufBurst<BURST>,
-    keys: [[u8; DmpdTuple::LEN]; BURST],
-    dnodes: [u16; BURST],
-    hashes: [u32; BURST],
-    decisions: [Decision; BURST],
 }
 
 impl Scratch {
@@ -260,14 +271,6 @@ impl Scratch {
         Scratch {
             ctl: MbufBurst::new(),
             run: MbufBurst::new(),
-            good: MbufBurst::new(),
-            keys: [[0; DmpdTuple::LEN]; BURST],
-            dnodes: [0; BURST],
-            hashes: [0; BURST],
-            decisions: [Decision {
-                tx_port: NO_PORT,
-                rx_port: None,
-            }; BURST],
         }
     }
 }
@@ -302,44 +305,316 @@ fn classify(shared: &Shared, d: &[u8]) -> Verdict {
     }
 }
 
-/// Sends a received burst where each frame belongs: control frames to the
-/// control lcore (one enqueue per burst), data frames to their pipe (one
-/// enqueue per run of frames for the same pipe). Every drop is counted and
-/// freed.
-#[inline]
-fn dispatch_burst(shared: &Shared, qc: &C, port: u16, rx: &mut MbufBurst<BURST>, s: &mut Scratch) {
-    let mut bytes = 0u64;
-    let (mut foreign, mut malformed, mut misdelivered, mut no_pipe) = (0u64, 0u64, 0u64, 0u64);
-    // The pipe of the current run (id, pipe), looked up once per run.
-    let mut cur: Option<(u16, Option<PipeGuard>)> = None;
-    for mut m in rx.drain() {
-        bytes += m.len() as u64;
-        m.set_port(port);
-        match classify(shared, m.data()) {
-            Verdict::Control => {
-                let _ = s.ctl.push(m);
-            }
-            Verdict::Data(id) => {
-                if cur.as_ref().map(|c| c.0) != Some(id) {
-                    if let Some((_, Some(p))) = &cur {
-                        deliver_run(qc, pipe_of(p), &mut s.run);
-                    }
-                    cur = Some((id, shared.pipes.load(id)));
-                }
-                match &cur {
-                    Some((_, Some(_))) => {
-                        let _ = s.run.push(m);
-                    }
-                    _ => no_pipe += 1,
-                }
-            }
-            Verdict::Foreign => foreign += 1,
-            Verdict::Malformed => malformed += 1,
-            Verdict::Misdelivered => misdelivered += 1,
+/// Why a data frame could not be staged.
+enum Unsent {
+    /// No local port is up.
+    NoPort,
+    /// No MAC for the destination's rx port.
+    NoRoute,
+    /// The tx port's staging queue is full.
+    Full,
+}
+
+/// The last destination's rx MACs, copied out of the routes: bursts mostly
+/// go to one node, and the routes' map is looked up once per destination
+/// change, not per frame.
+struct RouteMemo {
+    node: Option<u16>,
+    known: bool,
+    n: usize,
+    macs: [[u8; 6]; MAX_PORTS],
+}
+
+/// What sending a data frame needs, for one step of the loop: the decision
+/// (the flow cache in front of the balancer, or the hash-modulo baseline),
+/// the route, and the ports' staging queues.
+struct TxPath<'a> {
+    shared: &'a Shared,
+    balancer: &'a mut Balancer,
+    toeplitz: &'a Toeplitz,
+    cache: &'a mut FlowCache,
+    ps: &'a mut [PortState],
+    now: u64,
+    balancing: bool,
+    /// Loaded on first use: a burst of control frames needs no routes.
+    routes: Option<arc_swap::Guard<Arc<Routes>>>,
+    memo: RouteMemo,
+}
+
+impl<'a> TxPath<'a> {
+    fn new(
+        shared: &'a Shared,
+        balancer: &'a mut Balancer,
+        toeplitz: &'a Toeplitz,
+        cache: &'a mut FlowCache,
+        ps: &'a mut [PortState],
+        now: u64,
+    ) -> Self {
+        // New snapshots are taken in once per loop step; the flow cache
+        // only compares epochs.
+        balancer.refresh(now);
+        TxPath {
+            shared,
+            balancer,
+            toeplitz,
+            cache,
+            ps,
+            now,
+            balancing: shared.balancing.load(Relaxed),
+            routes: None,
+            memo: RouteMemo {
+                node: None,
+                known: false,
+                n: 0,
+                macs: [[0; 6]; MAX_PORTS],
+            },
         }
     }
-    if let Some((_, Some(p))) = &cur {
-        deliver_run(qc, pipe_of(p), &mut s.run);
+
+    /// The rx MACs of `dnode`, if it is known.
+    #[inline(always)]
+    fn route(&mut self, dnode: u16) -> Option<&[[u8; 6]]> {
+        if self.memo.node != Some(dnode) {
+            self.load_route(dnode);
+        }
+        self.memo.known.then(|| &self.memo.macs[..self.memo.n])
+    }
+
+    #[inline(never)]
+    fn load_route(&mut self, dnode: u16) {
+        let routes = self.routes.get_or_insert_with(|| self.shared.routes.load());
+        let m = &mut self.memo;
+        m.node = Some(dnode);
+        match routes.nodes.get(&dnode) {
+            Some(macs) => {
+                m.known = true;
+                m.n = macs.len().min(MAX_PORTS);
+                m.macs[..m.n].copy_from_slice(&macs[..m.n]);
+            }
+            None => {
+                m.known = false;
+                m.n = 0;
+            }
+        }
+    }
+
+    /// The ports of a frame with DMPD key `addrs` (header bytes 22..30:
+    /// snode, dnode, spipe, dpipe) and `ptype`, to `dnode`: per flow
+    /// through the cache with balancing on; the paper's baseline (hash
+    /// modulo the port counts) with it off.
+    #[inline(always)]
+    fn decide(&mut self, addrs: u64, ptype: u8, dnode: u16) -> Decision {
+        if self.balancing {
+            return self
+                .cache
+                .decide_parts(self.balancer, self.toeplitz, self.now, addrs, ptype);
+        }
+        let mut key = [0u8; DmpdTuple::LEN];
+        key[..8].copy_from_slice(&addrs.to_be_bytes());
+        key[8] = ptype;
+        let hash = self.toeplitz.hash_array(&key);
+        let n_ports = self.shared.ports.len() as u32;
+        let rx_port = self
+            .route(dnode)
+            .map(|macs| (hash % macs.len().max(1) as u32) as u8);
+        Decision {
+            tx_port: (hash % n_ports) as u8,
+            rx_port,
+        }
+    }
+
+    /// Sets the MACs of a frame (whose DMPD header was checked) for `d`
+    /// and stages it on its tx port; gives it back if it cannot be.
+    #[inline(always)]
+    fn stage(&mut self, mut m: Mbuf, d: Decision, dnode: u16) -> Result<(), (Mbuf, Unsent)> {
+        let tp = usize::from(d.tx_port);
+        if tp >= self.ps.len() {
+            // NO_PORT, or a port beyond ours (a balancer bug: count it).
+            return Err((m, Unsent::NoPort));
+        }
+        let rx = usize::from(d.rx_port.unwrap_or(0));
+        let Some(dst) = self.route(dnode).and_then(|macs| macs.get(rx)).copied() else {
+            return Err((m, Unsent::NoRoute));
+        };
+        let st = &mut self.ps[tp];
+        if st.staging.is_full() {
+            return Err((m, Unsent::Full));
+        }
+        let macs: &mut [u8; 12] = (&mut m.data_mut()[..12])
+            .try_into()
+            .expect("checked header");
+        macs[..6].copy_from_slice(&dst);
+        macs[6..].copy_from_slice(&self.shared.ports[tp].mac);
+        // Not full: checked above.
+        let _ = st.staging.push(m);
+        Ok(())
+    }
+}
+
+/// How the frames of the current run (same pipe) are handled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunMode {
+    /// No such pipe: counted and freed.
+    NoPipe,
+    /// Onto the pipe's rx ring (or, for an echo pipe that cannot cut
+    /// through, its tx ring).
+    Ring,
+    /// An echo pipe without a rate limit and with an empty tx ring: each
+    /// frame is turned round and staged on its tx port right here, instead
+    /// of a ring hop and a later pull.
+    Direct,
+}
+
+/// The pipe of the current run, looked up once per run, and what the
+/// run's direct echo did (added to the pipe's counters once per run).
+struct Run {
+    id: u16,
+    pipe: Option<PipeGuard>,
+    mode: RunMode,
+    /// Frames and bytes of the direct echo, staged or not.
+    echoed: u64,
+    echoed_bytes: u64,
+    /// Of which not staged (counted per cause in `datapath`).
+    unsent: u64,
+    unsent_bytes: u64,
+}
+
+impl Run {
+    fn open(shared: &Shared, id: u16) -> Run {
+        let pipe = shared.pipes.load(id);
+        let mode = match &pipe {
+            None => RunMode::NoPipe,
+            Some(g) => {
+                let p = pipe_of(g);
+                if p.echo.load(Relaxed) && p.effective_rate_bps() == 0 && p.tx.count() == 0 {
+                    RunMode::Direct
+                } else {
+                    RunMode::Ring
+                }
+            }
+        };
+        Run {
+            id,
+            pipe,
+            mode,
+            echoed: 0,
+            echoed_bytes: 0,
+            unsent: 0,
+            unsent_bytes: 0,
+        }
+    }
+
+    /// Hands the ring part of the run to its pipe and adds up the direct
+    /// part.
+    fn close(self, shared: &Shared, qc: &C, ring: &mut MbufBurst<BURST>) {
+        let Some(g) = &self.pipe else { return };
+        let pipe = pipe_of(g);
+        deliver_run(shared, qc, pipe, ring);
+        if self.echoed > 0 {
+            shared.datapath.echo_direct.fetch_add(self.echoed, Relaxed);
+            let c = &pipe.counters;
+            c.rx_msgs.fetch_add(self.echoed, Relaxed);
+            c.rx_bytes.fetch_add(self.echoed_bytes, Relaxed);
+            c.tx_msgs.fetch_add(self.echoed - self.unsent, Relaxed);
+            c.tx_bytes
+                .fetch_add(self.echoed_bytes - self.unsent_bytes, Relaxed);
+            if self.unsent > 0 {
+                c.tx_dropped.fetch_add(self.unsent, Relaxed);
+            }
+        }
+    }
+}
+
+/// Sends a received burst where each frame belongs: control frames to the
+/// control lcore (one enqueue per burst), data frames to their pipe (one
+/// enqueue per run of frames for the same pipe), or, for an echo pipe,
+/// straight back out through the balancer. Every drop is counted and
+/// freed.
+#[inline]
+fn dispatch_burst(
+    shared: &Shared,
+    qc: &C,
+    port: u16,
+    rx: &mut MbufBurst<BURST>,
+    s: &mut Scratch,
+    tx: &mut TxPath<'_>,
+) {
+    let mut bytes = 0u64;
+    let (mut foreign, mut malformed, mut misdelivered, mut no_pipe) = (0u64, 0u64, 0u64, 0u64);
+    let mut cur: Option<Run> = None;
+    for mut m in rx.drain_prefetched() {
+        let len = m.len();
+        bytes += len as u64;
+        let id = match classify(shared, m.data()) {
+            Verdict::Data(id) => id,
+            Verdict::Control => {
+                // The control lcore needs the local port a frame came in on.
+                m.set_port(port);
+                let _ = s.ctl.push(m);
+                continue;
+            }
+            Verdict::Foreign => {
+                foreign += 1;
+                continue;
+            }
+            Verdict::Malformed => {
+                malformed += 1;
+                continue;
+            }
+            Verdict::Misdelivered => {
+                misdelivered += 1;
+                continue;
+            }
+        };
+        let run = match &mut cur {
+            Some(r) if r.id == id => r,
+            _ => {
+                if let Some(r) = cur.take() {
+                    r.close(shared, qc, &mut s.run);
+                }
+                cur.insert(Run::open(shared, id))
+            }
+        };
+        match run.mode {
+            RunMode::NoPipe => no_pipe += 1,
+            RunMode::Ring => {
+                let _ = s.run.push(m);
+            }
+            RunMode::Direct => {
+                run.echoed += 1;
+                run.echoed_bytes += len as u64;
+                let d = m.data_mut();
+                let addrs = turn_around(d);
+                let ptype = d[17];
+                let dnode = (addrs >> 32) as u16;
+                let decision = tx.decide(addrs, ptype, dnode);
+                match tx.stage(m, decision, dnode) {
+                    Ok(()) => {}
+                    Err((mut m, Unsent::Full)) => {
+                        // The rest of the run waits on the pipe's tx ring,
+                        // behind this frame: order is kept. The ring path
+                        // turns it round itself.
+                        run.echoed -= 1;
+                        run.echoed_bytes -= len as u64;
+                        turn_around(m.data_mut());
+                        run.mode = RunMode::Ring;
+                        let _ = s.run.push(m);
+                    }
+                    Err((_, why)) => {
+                        run.unsent += 1;
+                        run.unsent_bytes += len as u64;
+                        let dp = &shared.datapath;
+                        match why {
+                            Unsent::NoRoute => dp.no_route.fetch_add(1, Relaxed),
+                            _ => dp.no_port.fetch_add(1, Relaxed),
+                        };
+                    }
+                }
+            }
+        }
+    }
+    if let Some(r) = cur.take() {
+        r.close(shared, qc, &mut s.run);
     }
     if !s.ctl.is_empty() {
         shared.public_ring.enqueue_mbufs(&mut s.ctl);
@@ -376,7 +651,7 @@ fn pipe_of(g: &PipeGuard) -> &PipeShared {
 /// mode, turned around onto its tx ring within the pipe's buffer. Frames
 /// that do not fit are freed and counted.
 #[inline]
-fn deliver_run(qc: &C, pipe: &PipeShared, run: &mut MbufBurst<BURST>) {
+fn deliver_run(shared: &Shared, qc: &C, pipe: &PipeShared, run: &mut MbufBurst<BURST>) {
     let n = run.len();
     if n == 0 {
         return;
@@ -396,7 +671,11 @@ fn deliver_run(qc: &C, pipe: &PipeShared, run: &mut MbufBurst<BURST>) {
                 over += 1;
             }
         }
-        pipe.tx.enqueue_mbufs(run);
+        let queued = pipe.tx.enqueue_mbufs(run);
+        shared
+            .datapath
+            .echo_queued
+            .fetch_add(queued as u64, Relaxed);
     } else {
         pipe.rx.enqueue_mbufs(run);
     }
@@ -417,42 +696,38 @@ fn deliver_run(qc: &C, pipe: &PipeShared, run: &mut MbufBurst<BURST>) {
 }
 
 /// Swaps source and destination node and pipe of a data frame (whose
-/// header the caller checked), so that it goes back where it came from.
+/// header the caller checked), so that it goes back where it came from;
+/// returns the new addresses (see [`addrs_of`]).
 #[inline(always)]
-fn turn_around(d: &mut [u8]) {
+fn turn_around(d: &mut [u8]) -> u64 {
     // snode 22..24 <-> dnode 24..26, spipe 26..28 <-> dpipe 28..30.
     let h: &mut [u8; 8] = (&mut d[22..30]).try_into().expect("checked header");
     let v = u64::from_be_bytes(*h);
     let swapped = (v >> 16 & 0x0000_ffff_0000_ffff) | (v << 16 & 0xffff_0000_ffff_0000);
     *h = swapped.to_be_bytes();
+    swapped
 }
 
-/// The hash key of a data frame (whose header the caller checked), in
-/// [`DmpdTuple::to_bytes`]'s layout: snode, dnode, spipe, dpipe, ptype.
+/// The first eight bytes of a data frame's hash key (whose header the
+/// caller checked): snode, dnode, spipe, dpipe as one big-endian `u64`;
+/// with the packet type (byte 17) they are [`DmpdTuple::to_bytes`].
 #[inline(always)]
-fn key_of(d: &[u8]) -> [u8; DmpdTuple::LEN] {
-    [
-        d[22], d[23], d[24], d[25], d[26], d[27], d[28], d[29], d[17],
-    ]
+fn addrs_of(d: &[u8]) -> u64 {
+    let h: &[u8; 8] = d[22..30].try_into().expect("checked header");
+    u64::from_be_bytes(*h)
 }
 
-/// Dequeues up to `max` frames of one pipe (within its rate), balances them
-/// to ports (one Toeplitz burst and one balancer burst) and stages them.
-/// Returns how many were staged.
-#[allow(clippy::too_many_arguments)]
+/// Dequeues up to `max` frames of one pipe (within its rate), decides
+/// their ports (per flow) and stages them. Returns how many were staged.
 #[inline]
 fn pull_pipe(
-    shared: &Shared,
-    w: &mut Worker,
-    toeplitz: &Toeplitz,
+    tx: &mut TxPath<'_>,
     pipe: &PipeShared,
     pacer: &mut Pacer,
-    now: u64,
     max: usize,
-    tx: &mut MbufBurst<BURST>,
-    s: &mut Scratch,
-    ps: &mut [PortState],
+    burst: &mut MbufBurst<BURST>,
 ) -> usize {
+    let now = tx.now;
     let rate = pipe.effective_rate_bps();
     let mut n = max;
     if rate > 0 {
@@ -471,13 +746,13 @@ fn pull_pipe(
         }
     }
     // At most what the pipe's rate and the ports' staging room allow.
-    let got = pipe.tx.dequeue_mbufs_max(tx, n);
+    let got = pipe.tx.dequeue_mbufs_max(burst, n);
     if got == 0 {
         return 0;
     }
-    // Parse: keep frames with a whole header, note their keys.
-    let mut malformed = 0u64;
-    for m in tx.drain() {
+    let (mut staged, mut bytes) = (0usize, 0u64);
+    let (mut malformed, mut no_port, mut no_route, mut full) = (0u64, 0u64, 0u64, 0u64);
+    for m in burst.drain() {
         let len = m.len();
         if rate > 0 {
             let _ = pacer.try_take(now, wire_bits(len));
@@ -486,81 +761,34 @@ fn pull_pipe(
             malformed += 1;
             continue;
         }
-        let i = s.good.len();
         let d = m.data();
-        s.keys[i] = key_of(d);
-        s.dnodes[i] = u16::from_be_bytes([d[24], d[25]]);
-        let _ = s.good.push(m);
-    }
-    if malformed > 0 {
-        shared.datapath.malformed.fetch_add(malformed, Relaxed);
-        pipe.counters.tx_dropped.fetch_add(malformed, Relaxed);
-    }
-    let k = s.good.len();
-    if k == 0 {
-        return 0;
-    }
-    toeplitz.hash_burst(&s.keys[..k], &mut s.hashes[..k]);
-    let routes = shared.routes.load();
-    let n_ports = shared.ports.len() as u32;
-    if shared.balancing.load(Relaxed) {
-        w.balancer
-            .decide_burst(now, &s.hashes[..k], &s.dnodes[..k], &mut s.decisions[..k]);
-    } else {
-        // The paper's baseline: plain hash modulo the port count, rx port
-        // chosen the same way.
-        for i in 0..k {
-            let hash = s.hashes[i];
-            s.decisions[i] = Decision {
-                tx_port: (hash % n_ports) as u8,
-                rx_port: routes
-                    .nodes
-                    .get(&s.dnodes[i])
-                    .map(|macs| (hash % macs.len().max(1) as u32) as u8),
-            };
-        }
-    }
-    let (mut staged, mut bytes, mut no_port, mut no_route) = (0usize, 0u64, 0u64, 0u64);
-    // Route of the last destination: bursts mostly go to one node.
-    let mut last: Option<(u16, Option<&Vec<[u8; 6]>>)> = None;
-    for (i, mut m) in s.good.drain().enumerate() {
-        let d = s.decisions[i];
-        let dnode = s.dnodes[i];
-        if d.tx_port == NO_PORT || u32::from(d.tx_port) >= n_ports {
-            no_port += 1;
-            continue;
-        }
-        let macs = match last {
-            Some((node, macs)) if node == dnode => macs,
-            _ => {
-                let macs = routes.nodes.get(&dnode);
-                last = Some((dnode, macs));
-                macs
+        let addrs = addrs_of(d);
+        let ptype = d[17];
+        let dnode = (addrs >> 32) as u16;
+        let decision = tx.decide(addrs, ptype, dnode);
+        match tx.stage(m, decision, dnode) {
+            Ok(()) => {
+                staged += 1;
+                bytes += len as u64;
             }
-        };
-        let Some(dst_mac) = macs.and_then(|macs| macs.get(d.rx_port.unwrap_or(0) as usize)) else {
-            no_route += 1;
-            continue;
-        };
-        let tp = d.tx_port as usize;
-        bytes += m.len() as u64;
-        {
-            let b = m.data_mut();
-            b[0..6].copy_from_slice(dst_mac);
-            b[6..12].copy_from_slice(&shared.ports[tp].mac);
-        }
-        if let Err(m) = ps[tp].staging.push(m) {
+            Err((_, Unsent::NoPort)) => no_port += 1,
+            Err((_, Unsent::NoRoute)) => no_route += 1,
             // Cannot happen: the caller checked room on every port. Count
             // it rather than lose it silently.
-            drop(m);
-            C::bump(&shared.ports[tp].tx_counters[0].drops, 1);
-            continue;
+            Err((_, Unsent::Full)) => full += 1,
         }
-        staged += 1;
+    }
+    let dp = &tx.shared.datapath;
+    if full > 0 {
+        pipe.counters.tx_dropped.fetch_add(full, Relaxed);
+    }
+    if malformed > 0 {
+        dp.malformed.fetch_add(malformed, Relaxed);
+        pipe.counters.tx_dropped.fetch_add(malformed, Relaxed);
     }
     if no_port + no_route > 0 {
-        shared.datapath.no_port.fetch_add(no_port, Relaxed);
-        shared.datapath.no_route.fetch_add(no_route, Relaxed);
+        dp.no_port.fetch_add(no_port, Relaxed);
+        dp.no_route.fetch_add(no_route, Relaxed);
         pipe.counters
             .tx_dropped
             .fetch_add(no_port + no_route, Relaxed);
@@ -590,7 +818,7 @@ mod tests {
     }
 
     #[test]
-    fn key_of_is_the_tuple_layout() {
+    fn addrs_and_ptype_are_the_tuple_layout() {
         let mut d = vec![0u8; HEADER_LEN];
         let mut f = DataFrame::new_unchecked(&mut d[..]);
         f.set_snode(0x0102);
@@ -605,6 +833,16 @@ mod tests {
             dpipe: 0x0708,
             ptype: 0x09,
         };
-        assert_eq!(key_of(&d), t.to_bytes());
+        let mut key = [0u8; DmpdTuple::LEN];
+        key[..8].copy_from_slice(&addrs_of(&d).to_be_bytes());
+        key[8] = d[17];
+        assert_eq!(key, t.to_bytes());
+        assert_eq!((addrs_of(&d) >> 32) as u16, 0x0304, "dnode");
+        let mut e = d.clone();
+        assert_eq!(
+            turn_around(&mut e),
+            addrs_of(&e),
+            "turn_around returns the new addresses"
+        );
     }
 }

@@ -235,6 +235,10 @@ max_sleep_us = 0
         "pipe_rx_dropped": pipe1.rx_dropped,
         "pipe_tx_dropped": pipe1.tx_dropped,
     });
+    let echo = serde_json::json!({
+        "direct": dp.echo_direct.load(Relaxed),
+        "queued": dp.echo_queued.load(Relaxed),
+    });
     let out = serde_json::json!({
         "tool": "dmpd-agent",
         "mode": if balancing { "echo+balancing" } else { "echo" },
@@ -252,6 +256,7 @@ max_sleep_us = 0
         "busy_ratio": lc1.busy_ratio_since(&lc0),
         "frames_per_poll": frames as f64 / (lc1.polls - lc0.polls).max(1) as f64,
         "drops": drops,
+        "echo": echo,
         "balancing_active": engine.control.lb.snapshot().balancing(),
     });
     println!("{out}");
