@@ -56,6 +56,13 @@ fn wrong_auth() -> AuthMode {
     AuthMode::Hmac(KeyRing::new(1, &WRONG_KEY).expect("key"))
 }
 
+/// The cluster key, set up once: `flush` verifies every transmitted frame,
+/// and keying HMAC per frame was a visible share of each execution.
+fn cluster_auth() -> &'static AuthMode {
+    static A: OnceLock<AuthMode> = OnceLock::new();
+    A.get_or_init(auth)
+}
+
 fn metrics() -> (NodeMetrics, Vec<PortMetrics>) {
     let n = NodeMetrics {
         cores: 4,
@@ -197,7 +204,7 @@ impl Cluster {
                 break;
             };
             assert!(tx.len <= 14 + mtu, "frame of {} B over the MTU", tx.len);
-            let ok = ControlRepr::parse(&buf[..tx.len], ET, CLUSTER, &auth());
+            let ok = ControlRepr::parse(&buf[..tx.len], ET, CLUSTER, cluster_auth());
             assert!(
                 ok.is_ok(),
                 "node {num} sent a frame that does not verify: {ok:?}"
@@ -406,8 +413,9 @@ fn forge(u: &mut Unstructured<'_>, auth: &AuthMode) -> AResult<Vec<u8>> {
 
 fn run(u: &mut Unstructured<'_>) -> AResult<()> {
     let mut c = warm().clone();
-    let wrong = wrong_auth();
-    let good = auth();
+    static WRONG: OnceLock<AuthMode> = OnceLock::new();
+    let wrong = WRONG.get_or_init(wrong_auth);
+    let good = cluster_auth();
     for _ in 0..MAX_OPS {
         if u.is_empty() {
             break;
@@ -422,13 +430,13 @@ fn run(u: &mut Unstructured<'_>) -> AResult<()> {
             }
             1 | 2 => {
                 // authenticated forgery: anything may happen, but counted
-                let f = forge(u, &good)?;
+                let f = forge(u, good)?;
                 let _ = c.deliver(to, port, &f);
                 let mut no_drop = 0;
                 c.flush(to, &mut no_drop);
             }
             3 => {
-                let f = forge(u, &wrong)?;
+                let f = forge(u, wrong)?;
                 c.hostile(to, port, &f);
             }
             4 => {
