@@ -1,5 +1,5 @@
-//! The per-packet paths (hashing and deciding, including taking in a new
-//! snapshot) never allocate. A counting global allocator that counts only
+//! The per-packet paths (hashing and deciding, through the flow cache or
+//! not, including taking in a new snapshot) never allocate. A counting global allocator that counts only
 //! on threads that asked for it, so the test harness's own threads cannot
 //! disturb the count.
 
@@ -7,6 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lb::balancer::{BalancerConfig, Controller, Decision};
+use lb::flowcache::FlowCache;
 use lb::load::{LoadConfig, PortSample};
 use lb::toeplitz::Toeplitz;
 use lb::tuple::DmpdTuple;
@@ -48,6 +49,8 @@ fn hashing_and_deciding_do_not_allocate() {
         .set_remote_node(3, &[0.1, 0.2, 0.3, 0.4], 0b1111)
         .unwrap();
     let mut balancer = controller.balancer(BalancerConfig::default()).unwrap();
+    let mut cached = controller.balancer(BalancerConfig::default()).unwrap();
+    let mut cache = FlowCache::new();
     let tuples: Vec<[u8; 9]> = (0..32u16)
         .map(|i| {
             DmpdTuple {
@@ -84,9 +87,16 @@ fn hashing_and_deciding_do_not_allocate() {
         let single = toeplitz.hash(&tuples[0]);
         balancer.decide_burst(round * 100_000, &hashes, &dsts, &mut out);
         let one = balancer.decide(round * 100_000 + 1, single, 3);
+        // The flow cache: misses after a new snapshot, hits otherwise.
+        cached.refresh(round * 100_000);
+        for t in &tuples {
+            cache.decide(&mut cached, &toeplitz, round * 100_000, t);
+        }
         let after = ALLOCATIONS.load(Ordering::Relaxed);
         assert_eq!(after, before, "round {round} allocated");
         assert!(one.tx_port < 8);
     }
     assert!(balancer.counters().refreshes >= 10);
+    let k = cache.counters();
+    assert!(k.hits > 0 && k.misses > 0, "{k:?}");
 }
