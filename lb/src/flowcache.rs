@@ -169,11 +169,8 @@ impl FlowCache {
         set: usize,
     ) -> Decision {
         self.counters.misses += 1;
-        let mut key = [0u8; DmpdTuple::LEN];
-        key[..8].copy_from_slice(&addrs.to_be_bytes());
-        key[8] = ptype;
-        let hash = toeplitz.hash_array(&key);
-        let dnode = (addrs >> 32) as u16;
+        let hash = toeplitz.hash_array(&DmpdTuple::key_from_parts(addrs, ptype));
+        let dnode = DmpdTuple::dnode_of_addrs(addrs);
         let d = balancer.decide(now_ns, hash, dnode);
         if d.tx_port == NO_PORT {
             // No port is up: nothing worth keeping, and the balancer counts

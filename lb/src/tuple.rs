@@ -38,6 +38,21 @@ impl DmpdTuple {
         let [dp0, dp1] = self.dpipe.to_be_bytes();
         [s0, s1, d0, d1, sp0, sp1, dp0, dp1, self.ptype]
     }
+
+    /// The hash input from its two parts as a data path reads them from a
+    /// DMPD header: `addrs` is bytes 0..8 of the layout (snode, dnode,
+    /// spipe, dpipe) as one big-endian `u64`, then the packet type.
+    #[inline(always)]
+    pub fn key_from_parts(addrs: u64, ptype: u8) -> [u8; Self::LEN] {
+        let [a0, a1, a2, a3, a4, a5, a6, a7] = addrs.to_be_bytes();
+        [a0, a1, a2, a3, a4, a5, a6, a7, ptype]
+    }
+
+    /// The destination node in such an `addrs` word.
+    #[inline(always)]
+    pub fn dnode_of_addrs(addrs: u64) -> u16 {
+        (addrs >> 32) as u16
+    }
 }
 
 /// IPv4 addresses and L4 ports, in Microsoft's input order.
@@ -124,6 +139,9 @@ mod tests {
             ptype: 0x09,
         };
         assert_eq!(t.to_bytes(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let addrs = 0x0102_0304_0506_0708;
+        assert_eq!(DmpdTuple::key_from_parts(addrs, 9), t.to_bytes());
+        assert_eq!(DmpdTuple::dnode_of_addrs(addrs), 0x0304);
     }
 
     #[test]

@@ -409,10 +409,9 @@ impl<'a> TxPath<'a> {
                 .cache
                 .decide_parts(self.balancer, self.toeplitz, self.now, addrs, ptype);
         }
-        let mut key = [0u8; DmpdTuple::LEN];
-        key[..8].copy_from_slice(&addrs.to_be_bytes());
-        key[8] = ptype;
-        let hash = self.toeplitz.hash_array(&key);
+        let hash = self
+            .toeplitz
+            .hash_array(&DmpdTuple::key_from_parts(addrs, ptype));
         let n_ports = self.shared.ports.len() as u32;
         let rx_port = self
             .route(dnode)
@@ -586,7 +585,7 @@ fn dispatch_burst(
                 let d = m.data_mut();
                 let addrs = turn_around(d);
                 let ptype = d[17];
-                let dnode = (addrs >> 32) as u16;
+                let dnode = DmpdTuple::dnode_of_addrs(addrs);
                 let decision = tx.decide(addrs, ptype, dnode);
                 match tx.stage(m, decision, dnode) {
                     Ok(()) => {}
@@ -764,7 +763,7 @@ fn pull_pipe(
         let d = m.data();
         let addrs = addrs_of(d);
         let ptype = d[17];
-        let dnode = (addrs >> 32) as u16;
+        let dnode = DmpdTuple::dnode_of_addrs(addrs);
         let decision = tx.decide(addrs, ptype, dnode);
         match tx.stage(m, decision, dnode) {
             Ok(()) => {
@@ -833,11 +832,7 @@ mod tests {
             dpipe: 0x0708,
             ptype: 0x09,
         };
-        let mut key = [0u8; DmpdTuple::LEN];
-        key[..8].copy_from_slice(&addrs_of(&d).to_be_bytes());
-        key[8] = d[17];
-        assert_eq!(key, t.to_bytes());
-        assert_eq!((addrs_of(&d) >> 32) as u16, 0x0304, "dnode");
+        assert_eq!(DmpdTuple::key_from_parts(addrs_of(&d), d[17]), t.to_bytes());
         let mut e = d.clone();
         assert_eq!(
             turn_around(&mut e),
