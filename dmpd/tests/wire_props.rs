@@ -470,3 +470,79 @@ fn forged_frame_rejected_and_counted() {
     assert_eq!(n.master(), None);
     assert_eq!(n.stats().frames_received, 0);
 }
+
+/// What `DataMatcher::check` must agree with: the checks spelt out through
+/// the frame view.
+fn data_for_us(d: &[u8], et: u16, cl: u32, node: u16) -> bool {
+    match DataFrame::new_checked(d) {
+        Ok(f) => {
+            f.ethertype() == et && f.kind() == Kind::Data && f.cluster_id() == cl && f.dnode() == node
+        }
+        Err(_) => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, .. ProptestConfig::default() })]
+
+    /// The receive fast path's single test accepts exactly the frames the
+    /// field-by-field checks accept: valid frames, and the same frames with
+    /// a header byte changed, cut short or padded, for another node or
+    /// cluster, or with a payload length that does not fit.
+    #[test]
+    fn data_matcher_is_the_field_checks(
+        cl in prop_oneof![Just(CL), any::<u32>()],
+        node in prop_oneof![Just(2u16), any::<u16>()],
+        dnode in prop_oneof![Just(2u16), any::<u16>()],
+        pt in any::<u8>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+        flip in proptest::option::of((0usize..48, any::<u8>())),
+        cut in proptest::option::of(0usize..120),
+        pad in 0usize..8,
+        claimed in proptest::option::of(any::<u16>()),
+    ) {
+        let r = DataRepr {
+            dst: EthernetAddress([2, 0, 0, 0, 1, 1]),
+            src: EthernetAddress([2, 0, 0, 0, 2, 2]),
+            flags: DataFlags(0),
+            cluster_id: CL,
+            snode: 1, dnode, spipe: 3, dpipe: 4, ptype: pt,
+            msg_seq: 5, ack: 0,
+            payload_len: payload.len() as u16,
+        };
+        let mut buf = vec![0u8; r.buffer_len() + pad];
+        prop_assert!(r.emit(&mut buf, ET, &payload).is_some());
+        if let Some((at, v)) = flip {
+            if at < buf.len() {
+                buf[at] = v;
+            }
+        }
+        if let Some(n) = claimed {
+            buf[38..40].copy_from_slice(&n.to_be_bytes());
+        }
+        if let Some(n) = cut {
+            buf.truncate(n);
+        }
+        let m = dmpd::wire::data::DataMatcher::new(ET, cl, node);
+        let want = data_for_us(&buf, ET, cl, node);
+        prop_assert_eq!(m.check(&buf).is_some(), want);
+        let mut copy = buf.clone();
+        prop_assert_eq!(m.check_mut(&mut copy).is_some(), want);
+        if let Some(h) = m.check(&buf) {
+            let f = DataFrame::new_checked(&buf[..]).unwrap();
+            prop_assert_eq!(dmpd::wire::data::dpipe_of(h), f.dpipe());
+            prop_assert_eq!(dmpd::wire::data::ptype_of(h), f.ptype());
+            let (s, d, sp, dp, _) = f.five_tuple();
+            let word = dmpd::wire::data::addrs_word(h);
+            prop_assert_eq!(word, u64::from(s) << 48 | u64::from(d) << 32 | u64::from(sp) << 16 | u64::from(dp));
+            let mut t = buf.clone();
+            let th = m.check_mut(&mut t).unwrap();
+            let turned = dmpd::wire::data::turn_around(th);
+            prop_assert_eq!(turned, dmpd::wire::data::addrs_word(th));
+            let g = DataFrame::new_checked(&t[..]).unwrap();
+            prop_assert_eq!(g.five_tuple(), (d, s, dp, sp, f.ptype()));
+            prop_assert_eq!(&t[..22], &buf[..22]);
+            prop_assert_eq!(&t[30..], &buf[30..]);
+        }
+    }
+}

@@ -36,22 +36,28 @@ pub const WAYS: usize = 2;
 struct Slot {
     /// snode, dnode, spipe, dpipe (the first 8 key bytes), big-endian.
     addrs: u64,
+    /// [`tag`] of the snapshot epoch the decision was made under and the
+    /// packet type: one comparison for both. Empty: `u64::MAX`, which no
+    /// epoch below 2^56 gives.
+    tag: u64,
     /// When the slot was last used, in the caller's nanoseconds.
     last_ns: u64,
-    /// Snapshot epoch the decision was made under (0: empty).
-    epoch: u64,
     hash: u32,
-    ptype: u8,
     tx: u8,
     rx: u8,
 }
 
+/// The epoch and packet type of a slot, as one word.
+#[inline(always)]
+fn tag(epoch: u64, ptype: u8) -> u64 {
+    epoch << 8 | u64::from(ptype)
+}
+
 const EMPTY: Slot = Slot {
     addrs: 0,
+    tag: u64::MAX,
     last_ns: 0,
-    epoch: 0,
     hash: 0,
-    ptype: 0,
     tx: NO_PORT,
     rx: NO_PORT,
 };
@@ -135,15 +141,12 @@ impl FlowCache {
         ptype: u8,
     ) -> Decision {
         let set = Self::set_of(addrs, ptype);
-        let (epoch, gap) = (balancer.epoch(), balancer.idle_gap_ns());
+        let (want, gap) = (tag(balancer.epoch(), ptype), balancer.idle_gap_ns());
         let ways: &mut [Slot; WAYS] = (&mut self.slots[set..set + WAYS])
             .try_into()
             .expect("a whole set");
         for slot in ways.iter_mut() {
-            if slot.addrs == addrs
-                && slot.ptype == ptype
-                && slot.epoch == epoch
-                && now_ns.saturating_sub(slot.last_ns) < gap
+            if slot.addrs == addrs && slot.tag == want && now_ns.saturating_sub(slot.last_ns) < gap
             {
                 self.counters.hits += 1;
                 balancer.touch(now_ns, slot.hash);
@@ -183,10 +186,9 @@ impl FlowCache {
             .unwrap_or(set);
         self.slots[i] = Slot {
             addrs,
+            tag: tag(balancer.epoch(), ptype),
             last_ns: now_ns,
-            epoch: balancer.epoch(),
             hash,
-            ptype,
             tx: d.tx_port,
             rx: d.rx_port.unwrap_or(NO_PORT),
         };

@@ -237,6 +237,95 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> DataFrame<T> {
     }
 }
 
+/// The receive fast path's test for "a data frame for this node and
+/// cluster, whole": EtherType, kind, cluster id and destination node
+/// compared as two masked 64-bit words, and the payload length against the
+/// buffer. Equivalent to `DataFrame::new_checked(d)` succeeding with
+/// `ethertype() == ethertype`, `kind() == Kind::Data`,
+/// `cluster_id() == cluster_id` and `dnode() == node` (the property test in
+/// `tests/wire_props.rs` checks it); a frame that fails takes the slow
+/// path, which says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataMatcher {
+    /// Header bytes 12..20 (EtherType, version, kind, flags, ptype,
+    /// cluster id bytes 0..2) read as a little-endian word: which bits
+    /// count, and their values.
+    mask0: u64,
+    want0: u64,
+    /// Header bytes 20..28 (cluster id bytes 2..4, snode, dnode, spipe).
+    mask1: u64,
+    want1: u64,
+}
+
+impl DataMatcher {
+    pub fn new(ethertype: u16, cluster_id: u32, node: u16) -> Self {
+        let et = ethertype.to_be_bytes();
+        let cl = cluster_id.to_be_bytes();
+        let dn = node.to_be_bytes();
+        let kind: u8 = Kind::Data.into();
+        DataMatcher {
+            mask0: u64::from_le_bytes([0xff, 0xff, 0, 0xff, 0, 0, 0xff, 0xff]),
+            want0: u64::from_le_bytes([et[0], et[1], 0, kind, 0, 0, cl[0], cl[1]]),
+            mask1: u64::from_le_bytes([0xff, 0xff, 0, 0, 0xff, 0xff, 0, 0]),
+            want1: u64::from_le_bytes([cl[2], cl[3], 0, 0, dn[0], dn[1], 0, 0]),
+        }
+    }
+
+    /// The header of `d` if it is a whole data frame for this node and
+    /// cluster (see the type's doc).
+    #[inline(always)]
+    pub fn check<'a>(&self, d: &'a [u8]) -> Option<&'a [u8; HEADER_LEN]> {
+        let h = d.first_chunk::<HEADER_LEN>()?;
+        let w0 = u64::from_le_bytes(*h[12..].first_chunk::<8>()?);
+        let w1 = u64::from_le_bytes(*h[20..].first_chunk::<8>()?);
+        let payload = usize::from(be16(&h[field::PAYLOAD_LEN]));
+        (w0 & self.mask0 == self.want0
+            && w1 & self.mask1 == self.want1
+            && d.len() - HEADER_LEN >= payload)
+            .then_some(h)
+    }
+
+    /// [`Self::check`], writable.
+    #[inline(always)]
+    pub fn check_mut<'a>(&self, d: &'a mut [u8]) -> Option<&'a mut [u8; HEADER_LEN]> {
+        self.check(d)?;
+        d.first_chunk_mut::<HEADER_LEN>()
+    }
+}
+
+/// Header bytes 22..30 of a data frame (snode, dnode, spipe, dpipe) as
+/// one big-endian word: the first eight bytes of the balancer's key tuple.
+#[inline(always)]
+pub fn addrs_word(h: &[u8; HEADER_LEN]) -> u64 {
+    u64::from_be_bytes(*h[field::SNODE.start..].first_chunk::<8>().expect("in the header"))
+}
+
+/// Turns a data frame round: swaps source and destination node and pipe,
+/// so that it goes back where it came from. Returns the new
+/// [`addrs_word`].
+#[inline(always)]
+pub fn turn_around(h: &mut [u8; HEADER_LEN]) -> u64 {
+    let w: &mut [u8; 8] = h[field::SNODE.start..]
+        .first_chunk_mut::<8>()
+        .expect("in the header");
+    let v = u64::from_be_bytes(*w);
+    let swapped = (v >> 16 & 0x0000_ffff_0000_ffff) | (v << 16 & 0xffff_0000_ffff_0000);
+    *w = swapped.to_be_bytes();
+    swapped
+}
+
+/// The packet type of a checked data header.
+#[inline(always)]
+pub fn ptype_of(h: &[u8; HEADER_LEN]) -> u8 {
+    h[field::PTYPE]
+}
+
+/// The destination pipe of a checked data header.
+#[inline(always)]
+pub fn dpipe_of(h: &[u8; HEADER_LEN]) -> u16 {
+    u16::from_be_bytes([h[field::DPIPE.start], h[field::DPIPE.start + 1]])
+}
+
 /// Data header values (the payload stays in the buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DataRepr {
