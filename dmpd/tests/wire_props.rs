@@ -537,8 +537,9 @@ proptest! {
             prop_assert_eq!(word, u64::from(s) << 48 | u64::from(d) << 32 | u64::from(sp) << 16 | u64::from(dp));
             let mut t = buf.clone();
             let th = m.check_mut(&mut t).unwrap();
+            prop_assert_eq!(dmpd::wire::data::addrs_wire(th).swap_bytes(), word);
             let turned = dmpd::wire::data::turn_around(th);
-            prop_assert_eq!(turned, dmpd::wire::data::addrs_word(th));
+            prop_assert_eq!(turned, dmpd::wire::data::addrs_wire(th));
             let g = DataFrame::new_checked(&t[..]).unwrap();
             prop_assert_eq!(g.five_tuple(), (d, s, dp, sp, f.ptype()));
             prop_assert_eq!(&t[..22], &buf[..22]);

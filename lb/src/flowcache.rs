@@ -34,8 +34,9 @@ pub const WAYS: usize = 2;
 
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    /// snode, dnode, spipe, dpipe (the first 8 key bytes), big-endian.
-    addrs: u64,
+    /// snode, dnode, spipe, dpipe (the first 8 key bytes) as they lie in
+    /// the header, read as a little-endian word.
+    wire: u64,
     /// [`tag`] of the snapshot epoch the decision was made under and the
     /// packet type: one comparison for both. Empty: `u64::MAX`, which no
     /// epoch below 2^56 gives.
@@ -54,13 +55,18 @@ fn tag(epoch: u64, ptype: u8) -> u64 {
 }
 
 const EMPTY: Slot = Slot {
-    addrs: 0,
+    wire: 0,
     tag: u64::MAX,
     last_ns: 0,
     hash: 0,
     tx: NO_PORT,
     rx: NO_PORT,
 };
+
+/// The ways of one set, in one cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(align(64))]
+struct Set([Slot; WAYS]);
 
 /// Hit and miss counts (plain integers: one lcore owns the cache).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,7 +77,7 @@ pub struct FlowCacheCounters {
 
 /// See the module doc.
 pub struct FlowCache {
-    slots: Box<[Slot]>,
+    sets: Box<[Set; SETS]>,
     counters: FlowCacheCounters,
 }
 
@@ -85,7 +91,10 @@ impl FlowCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self {
-            slots: vec![EMPTY; SETS * WAYS].into_boxed_slice(),
+            sets: vec![Set([EMPTY; WAYS]); SETS]
+                .into_boxed_slice()
+                .try_into()
+                .expect("SETS sets"),
             counters: FlowCacheCounters::default(),
         }
     }
@@ -97,15 +106,15 @@ impl FlowCache {
 
     /// Forgets every flow (a test hook; epochs make this unnecessary).
     pub fn clear(&mut self) {
-        self.slots.fill(EMPTY);
+        self.sets.fill(Set([EMPTY; WAYS]));
     }
 
-    /// The first slot of a key's set: a multiplicative hash of its bytes,
-    /// much cheaper than the Toeplitz hash it stands in for.
+    /// A key's set: a multiplicative hash of its bytes, much cheaper than
+    /// the Toeplitz hash it stands in for.
     #[inline(always)]
-    fn set_of(addrs: u64, ptype: u8) -> usize {
-        let x = (addrs ^ u64::from(ptype) << 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        ((x >> 56) as usize & (SETS - 1)) * WAYS
+    fn set_of(wire: u64, ptype: u8) -> usize {
+        let x = (wire ^ u64::from(ptype) << 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (x >> 56) as usize & (SETS - 1)
     }
 
     /// The ports for a frame whose DMPD key tuple is `key` (in
@@ -140,13 +149,25 @@ impl FlowCache {
         addrs: u64,
         ptype: u8,
     ) -> Decision {
-        let set = Self::set_of(addrs, ptype);
+        self.decide_wire(balancer, toeplitz, now_ns, addrs.swap_bytes(), ptype)
+    }
+
+    /// [`Self::decide_parts`] with the address bytes as they lie in the
+    /// header, read as a little-endian word (`dmpd`'s `addrs_wire`): the
+    /// data path needs no byte swap, except on a miss.
+    #[inline(always)]
+    pub fn decide_wire(
+        &mut self,
+        balancer: &mut Balancer,
+        toeplitz: &Toeplitz,
+        now_ns: u64,
+        wire: u64,
+        ptype: u8,
+    ) -> Decision {
+        let set = Self::set_of(wire, ptype);
         let (want, gap) = (tag(balancer.epoch(), ptype), balancer.idle_gap_ns());
-        let ways: &mut [Slot; WAYS] = (&mut self.slots[set..set + WAYS])
-            .try_into()
-            .expect("a whole set");
-        for slot in ways.iter_mut() {
-            if slot.addrs == addrs && slot.tag == want && now_ns.saturating_sub(slot.last_ns) < gap
+        for slot in self.sets[set].0.iter_mut() {
+            if slot.wire == wire && slot.tag == want && now_ns.saturating_sub(slot.last_ns) < gap
             {
                 self.counters.hits += 1;
                 balancer.touch(now_ns, slot.hash);
@@ -157,7 +178,7 @@ impl FlowCache {
                 };
             }
         }
-        self.miss(balancer, toeplitz, now_ns, addrs, ptype, set)
+        self.miss(balancer, toeplitz, now_ns, wire, ptype, set)
     }
 
     #[inline(never)]
@@ -167,11 +188,12 @@ impl FlowCache {
         balancer: &mut Balancer,
         toeplitz: &Toeplitz,
         now_ns: u64,
-        addrs: u64,
+        wire: u64,
         ptype: u8,
         set: usize,
     ) -> Decision {
         self.counters.misses += 1;
+        let addrs = wire.swap_bytes();
         let hash = toeplitz.hash_array(&DmpdTuple::key_from_parts(addrs, ptype));
         let dnode = DmpdTuple::dnode_of_addrs(addrs);
         let d = balancer.decide(now_ns, hash, dnode);
@@ -181,11 +203,10 @@ impl FlowCache {
             return d;
         }
         // The least recently used way (an empty slot has time 0).
-        let i = (set..set + WAYS)
-            .min_by_key(|&i| self.slots[i].last_ns)
-            .unwrap_or(set);
-        self.slots[i] = Slot {
-            addrs,
+        let ways = &mut self.sets[set].0;
+        let i = (0..WAYS).min_by_key(|&i| ways[i].last_ns).unwrap_or(0);
+        ways[i] = Slot {
+            wire,
             tag: tag(balancer.epoch(), ptype),
             last_ns: now_ns,
             hash,

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use dmpd::wire::data::{
-    addrs_word, dpipe_of, ptype_of, turn_around, DataFrame, DataMatcher, HEADER_LEN,
+    addrs_wire, dpipe_of, ptype_of, turn_around, DataFrame, DataMatcher, HEADER_LEN,
 };
 use dmpd::wire::Kind;
 use ffi::Mbuf;
@@ -55,12 +55,12 @@ struct PortState {
 }
 
 impl PortState {
-    /// Stages a frame of `len` bytes; the caller checked there is room.
+    /// Stages a frame of `len` bytes; gives it back if staging is full.
     #[inline(always)]
-    fn stage(&mut self, m: Mbuf, len: usize) {
-        if self.staging.push(m).is_ok() {
-            self.staged_bytes += len as u64;
-        }
+    fn stage(&mut self, m: Mbuf, len: usize) -> Result<(), Mbuf> {
+        self.staging.push(m)?;
+        self.staged_bytes += len as u64;
+        Ok(())
     }
 }
 
@@ -122,7 +122,9 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
         .collect();
     // Per-pipe pacers, indexed by pipe id (built once: no allocation later).
     let mut pipe_pacers: Vec<Pacer> = (0..MAX_PIPES).map(|_| Pacer::new(0, 0, 0)).collect();
-    let mut rx: MbufBurst<BURST> = MbufBurst::new();
+    // Two rx bursts: one being dispatched, the next one received (see 1).
+    let mut rx: [MbufBurst<BURST>; 2] = [MbufBurst::new(), MbufBurst::new()];
+    let mut cur = 0usize;
     let mut tx: MbufBurst<BURST> = MbufBurst::new();
     let mut scratch = Scratch::new();
     let mut cache = FlowCache::new();
@@ -130,6 +132,10 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     let mut idle_run: u32 = 0;
     let mut sleep_us: u32 = 16;
     let my_ports = w.ports.clone();
+    let my_queues: Vec<(usize, u16)> = my_ports
+        .iter()
+        .flat_map(|&pi| (0..shared.ports[pi].rx_queues).map(move |q| (pi, q)))
+        .collect();
 
     while !shared.quit.load(Relaxed) {
         let now = now_ns();
@@ -147,20 +153,53 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 &mut ps,
                 now,
             );
-            for &pi in &my_ports {
+            // One queue ahead: the next queue's burst is received and
+            // its mbuf headers prefetched before this one is dispatched,
+            // so that they are in cache when its frames are read (a
+            // software port such as net_ring does not touch them).
+            let mut held: Option<(usize, u16)> = None;
+            // The run of data frames for one pipe, across this step's
+            // bursts.
+            let mut run = Run::idle();
+            for &(pi, q) in &my_queues {
                 let port = &shared.ports[pi];
-                for q in 0..port.rx_queues {
-                    let n = port.port.rx_burst(QueueId::new(q), &mut rx);
-                    if n == 0 {
-                        continue;
-                    }
+                let n = port.port.rx_burst(QueueId::new(q), &mut rx[1 - cur]);
+                if n > 0 {
+                    rx[1 - cur].prefetch_headers();
                     work += n;
-                    let qc = &port.rx_counters[q as usize];
                     C::bump(&lc.rx_packets, n as u64);
-                    C::bump(&qc.rx_packets, n as u64);
-                    dispatch_burst(&shared, qc, pi as u16, &mut rx, &mut scratch, &mut txp);
+                    C::bump(&port.rx_counters[q as usize].rx_packets, n as u64);
+                }
+                if let Some((hp, hq)) = held.take() {
+                    let qc = &shared.ports[hp].rx_counters[hq as usize];
+                    dispatch_burst(
+                        &shared,
+                        qc,
+                        hp as u16,
+                        &mut rx[cur],
+                        &mut scratch,
+                        &mut txp,
+                        &mut run,
+                    );
+                }
+                if n > 0 {
+                    held = Some((pi, q));
+                    cur = 1 - cur;
                 }
             }
+            if let Some((hp, hq)) = held {
+                let qc = &shared.ports[hp].rx_counters[hq as usize];
+                dispatch_burst(
+                    &shared,
+                    qc,
+                    hp as u16,
+                    &mut rx[cur],
+                    &mut scratch,
+                    &mut txp,
+                    &mut run,
+                );
+            }
+            std::mem::replace(&mut run, Run::idle()).close(&shared);
         }
 
         // 2. Control frames first: they must not wait behind data.
@@ -450,20 +489,20 @@ impl<'a> TxPath<'a> {
         }
     }
 
-    /// The ports of a frame with DMPD key `addrs` (header bytes 22..30:
-    /// snode, dnode, spipe, dpipe) and `ptype`, to `dnode`: per flow
-    /// through the cache with balancing on; the paper's baseline (hash
-    /// modulo the port counts) with it off.
+    /// The ports of a frame with DMPD key `wire` (header bytes 22..30:
+    /// snode, dnode, spipe, dpipe, read as a little-endian word) and
+    /// `ptype`, to `dnode`: per flow through the cache with balancing on;
+    /// the paper's baseline (hash modulo the port counts) with it off.
     #[inline(always)]
-    fn decide(&mut self, addrs: u64, ptype: u8, dnode: u16) -> Decision {
+    fn decide(&mut self, wire: u64, ptype: u8, dnode: u16) -> Decision {
         if self.balancing {
             return self
                 .cache
-                .decide_parts(self.balancer, self.toeplitz, self.now, addrs, ptype);
+                .decide_wire(self.balancer, self.toeplitz, self.now, wire, ptype);
         }
         let hash = self
             .toeplitz
-            .hash_array(&DmpdTuple::key_from_parts(addrs, ptype));
+            .hash_array(&DmpdTuple::key_from_parts(wire.swap_bytes(), ptype));
         let n_ports = self.shared.ports.len() as u32;
         let n_rx = self.route(dnode);
         Decision {
@@ -472,24 +511,24 @@ impl<'a> TxPath<'a> {
         }
     }
 
-    /// Where a frame decided `d` to `dnode` goes: its tx port, with room in
-    /// its staging queue, and the destination MAC ([`mac_word`]).
+    /// Where a frame decided `d` to `dnode` goes: its tx port's state and
+    /// the destination MAC ([`mac_word`]).
     #[inline(always)]
-    fn place(&mut self, d: Decision, dnode: u16) -> Result<(usize, u64), Unsent> {
+    fn place(&mut self, d: Decision, dnode: u16) -> Result<(&mut PortState, u64), Unsent> {
         let tp = usize::from(d.tx_port);
         if tp >= self.ps.len() {
             // NO_PORT, or a port beyond ours (a balancer bug: count it).
             return Err(Unsent::NoPort);
         }
         let rx = usize::from(d.rx_port.unwrap_or(0));
-        let n = self.route(dnode);
-        let Some(&dst) = self.memo.dst[..n].get(rx) else {
+        if rx >= self.route(dnode) {
             return Err(Unsent::NoRoute);
-        };
-        if self.ps[tp].staging.is_full() {
-            return Err(Unsent::Full);
         }
-        Ok((tp, dst))
+        let dst = self.memo.dst[rx % MAX_PORTS];
+        match self.ps.get_mut(tp) {
+            Some(st) => Ok((st, dst)),
+            None => Err(Unsent::NoPort),
+        }
     }
 
     /// Decides the ports of a frame (whose DMPD header was checked), sets
@@ -501,38 +540,43 @@ impl<'a> TxPath<'a> {
         let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() else {
             return Err((m, Unsent::NoPort));
         };
-        let addrs = addrs_word(h);
-        let dnode = DmpdTuple::dnode_of_addrs(addrs);
-        let d = self.decide(addrs, ptype_of(h), dnode);
-        let (tp, dst) = match self.place(d, dnode) {
+        let wire = addrs_wire(h);
+        let d = self.decide(wire, ptype_of(h), dnode_of_wire(wire));
+        let macs = &self.consts.src_macs;
+        let (st, dst) = match self.place(d, dnode_of_wire(wire)) {
             Ok(p) => p,
             Err(why) => return Err((m, why)),
         };
         // The application's frame: its EtherType is not ours to assume.
         h[..6].copy_from_slice(&dst.to_le_bytes()[..6]);
-        h[6..12].copy_from_slice(&self.consts.src_macs[tp % MAX_PORTS]);
-        self.ps[tp].stage(m, len);
-        Ok(())
+        h[6..12].copy_from_slice(&macs[usize::from(d.tx_port) % MAX_PORTS]);
+        st.stage(m, len).map_err(|m| (m, Unsent::Full))
     }
 
     /// Turns a received data frame for an echo pipe round (its header
     /// `h`, checked by the matcher), decides its ports and sets its MACs.
-    /// Returns its tx port, with room; on an error the frame is turned
-    /// round but its MACs are untouched.
+    /// Returns its tx port's state, to stage it; on an error the frame is
+    /// turned round but its MACs are untouched.
     #[inline(always)]
-    fn echo(&mut self, h: &mut [u8; HEADER_LEN]) -> Result<usize, Unsent> {
-        let addrs = turn_around(h);
-        let dnode = DmpdTuple::dnode_of_addrs(addrs);
-        let d = self.decide(addrs, ptype_of(h), dnode);
-        let (tp, dst) = self.place(d, dnode)?;
+    fn echo(&mut self, h: &mut [u8; HEADER_LEN]) -> Result<&mut PortState, Unsent> {
+        let wire = turn_around(h);
+        let dnode = dnode_of_wire(wire);
+        let d = self.decide(wire, ptype_of(h), dnode);
+        let src = self.consts.src_words[usize::from(d.tx_port) % MAX_PORTS];
+        let (st, dst) = self.place(d, dnode)?;
         // Two overlapping stores: the destination MAC (and two bytes the
         // second store overwrites), then the source MAC and the EtherType
         // the matcher checked.
         *h.first_chunk_mut::<8>().expect("in the header") = dst.to_le_bytes();
-        *h[6..].first_chunk_mut::<8>().expect("in the header") =
-            self.consts.src_words[tp % MAX_PORTS].to_le_bytes();
-        Ok(tp)
+        *h[6..].first_chunk_mut::<8>().expect("in the header") = src.to_le_bytes();
+        Ok(st)
     }
+}
+
+/// The destination node of a header's [`addrs_wire`] word.
+#[inline(always)]
+fn dnode_of_wire(wire: u64) -> u16 {
+    DmpdTuple::dnode_of_addrs(wire.swap_bytes())
 }
 
 /// How the frames of the current run (same pipe) are handled.
@@ -551,19 +595,37 @@ enum RunMode {
     Direct,
 }
 
-/// The pipe of the current run, looked up once per run, and what the
-/// run's direct echo did (added to the pipe's counters once per run).
+/// The pipe of the current run of data frames, looked up once per run,
+/// and what the run's direct echo did, added to the pipe's shared counters
+/// when the run ends. A run can span the bursts of one loop step: frames
+/// of one pipe on several ports cost one lookup and one set of atomic
+/// adds, not one per burst.
 struct Run {
     /// The pipe id, or `u32::MAX` before the first data frame.
     id: u32,
     pipe: Option<PipeGuard>,
     mode: RunMode,
     /// Frames and bytes of the direct echo, staged or not.
-    echoed: u64,
-    echoed_bytes: u64,
+    echoed: Echoed,
     /// Of which not staged (counted per cause in `datapath`).
     unsent: u64,
     unsent_bytes: u64,
+}
+
+/// Frames and bytes of a run's direct echo, staged or not: kept apart from
+/// [`Run`] so that they live in registers.
+#[derive(Clone, Copy, Default)]
+struct Echoed {
+    frames: u64,
+    bytes: u64,
+}
+
+impl Echoed {
+    #[inline(always)]
+    fn add(&mut self, o: Echoed) {
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+    }
 }
 
 impl Run {
@@ -572,8 +634,7 @@ impl Run {
             id: u32::MAX,
             pipe: None,
             mode: RunMode::Idle,
-            echoed: 0,
-            echoed_bytes: 0,
+            echoed: Echoed::default(),
             unsent: 0,
             unsent_bytes: 0,
         }
@@ -601,21 +662,30 @@ impl Run {
         }
     }
 
-    /// Hands the ring part of the run to its pipe and adds up the direct
-    /// part.
+    /// Hands the frames of the run queued in `ring` (this burst's, which
+    /// came in on the queue counted by `qc`) to the pipe.
+    #[inline]
+    fn deliver(&self, shared: &Shared, qc: &C, ring: &mut MbufBurst<BURST>) {
+        if let Some(g) = &self.pipe {
+            deliver_run(shared, qc, pipe_of(g), ring);
+        }
+    }
+
+    /// Ends the run: adds up its direct part. Its ring part was
+    /// delivered.
     #[inline(never)]
-    fn close(self, shared: &Shared, qc: &C, ring: &mut MbufBurst<BURST>) {
+    fn close(self, shared: &Shared) {
         let Some(g) = &self.pipe else { return };
         let pipe = pipe_of(g);
-        deliver_run(shared, qc, pipe, ring);
-        if self.echoed > 0 {
-            shared.datapath.echo_direct.fetch_add(self.echoed, Relaxed);
+        let echoed = self.echoed;
+        if echoed.frames > 0 {
+            shared.datapath.echo_direct.fetch_add(echoed.frames, Relaxed);
             let c = &pipe.counters;
-            c.rx_msgs.fetch_add(self.echoed, Relaxed);
-            c.rx_bytes.fetch_add(self.echoed_bytes, Relaxed);
-            c.tx_msgs.fetch_add(self.echoed - self.unsent, Relaxed);
+            c.rx_msgs.fetch_add(echoed.frames, Relaxed);
+            c.rx_bytes.fetch_add(echoed.bytes, Relaxed);
+            c.tx_msgs.fetch_add(echoed.frames - self.unsent, Relaxed);
             c.tx_bytes
-                .fetch_add(self.echoed_bytes - self.unsent_bytes, Relaxed);
+                .fetch_add(echoed.bytes - self.unsent_bytes, Relaxed);
             if self.unsent > 0 {
                 c.tx_dropped.fetch_add(self.unsent, Relaxed);
             }
@@ -627,8 +697,9 @@ impl Run {
 /// control lcore (one enqueue per burst), data frames to their pipe (one
 /// enqueue per run of frames for the same pipe), or, for an echo pipe,
 /// straight back out through the balancer. Every drop is counted and
-/// freed.
-#[inline]
+/// freed. Not inlined: the per-frame loop gets the registers to itself.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn dispatch_burst(
     shared: &Shared,
     qc: &C,
@@ -636,10 +707,12 @@ fn dispatch_burst(
     rx: &mut MbufBurst<BURST>,
     s: &mut Scratch,
     tx: &mut TxPath<'_>,
+    run: &mut Run,
 ) {
     let mut bytes = 0u64;
     let (mut foreign, mut malformed, mut misdelivered, mut no_pipe) = (0u64, 0u64, 0u64, 0u64);
-    let mut run = Run::idle();
+    // This burst's part of the run, in registers.
+    let mut echoed = Echoed::default();
     let matcher = tx.consts.matcher;
     for mut m in rx.drain_prefetched() {
         let len = m.len();
@@ -659,42 +732,52 @@ fn dispatch_burst(
         };
         let id = dpipe_of(h);
         if run.id != u32::from(id) {
-            std::mem::replace(&mut run, Run::open(shared, id)).close(shared, qc, &mut s.run);
+            run.echoed.add(std::mem::take(&mut echoed));
+            run.deliver(shared, qc, &mut s.run);
+            std::mem::replace(run, Run::open(shared, id)).close(shared);
         }
-        match run.mode {
-            RunMode::Direct => match tx.echo(h) {
-                Ok(tp) => {
-                    run.echoed += 1;
-                    run.echoed_bytes += len as u64;
-                    tx.ps[tp].stage(m, len);
+        if run.mode != RunMode::Direct {
+            if run.mode == RunMode::Ring {
+                let _ = s.run.push(m);
+            } else {
+                no_pipe += 1;
+            }
+            continue;
+        }
+        match tx.echo(h) {
+            Ok(st) => match st.stage(m, len) {
+                Ok(()) => {
+                    echoed.frames += 1;
+                    echoed.bytes += len as u64;
                 }
-                Err(Unsent::Full) => {
-                    // The rest of the run waits on the pipe's tx ring,
-                    // behind this frame: order is kept. The ring path
-                    // turns it round itself.
-                    turn_around(h);
+                Err(mut m) => {
+                    // Staging is full: the rest of the run waits on the
+                    // pipe's tx ring, behind this frame, so order is kept.
+                    // The ring path turns frames round and sets their MACs
+                    // itself.
+                    if let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() {
+                        turn_around(h);
+                    }
                     run.mode = RunMode::Ring;
                     let _ = s.run.push(m);
                 }
-                Err(why) => {
-                    run.echoed += 1;
-                    run.echoed_bytes += len as u64;
-                    run.unsent += 1;
-                    run.unsent_bytes += len as u64;
-                    let dp = &shared.datapath;
-                    match why {
-                        Unsent::NoRoute => dp.no_route.fetch_add(1, Relaxed),
-                        _ => dp.no_port.fetch_add(1, Relaxed),
-                    };
-                }
             },
-            RunMode::Ring => {
-                let _ = s.run.push(m);
+            Err(why) => {
+                // Counted and freed.
+                echoed.frames += 1;
+                echoed.bytes += len as u64;
+                run.unsent += 1;
+                run.unsent_bytes += len as u64;
+                let dp = &shared.datapath;
+                match why {
+                    Unsent::NoRoute => dp.no_route.fetch_add(1, Relaxed),
+                    _ => dp.no_port.fetch_add(1, Relaxed),
+                };
             }
-            RunMode::NoPipe | RunMode::Idle => no_pipe += 1,
         }
     }
-    run.close(shared, qc, &mut s.run);
+    run.echoed.add(echoed);
+    run.deliver(shared, qc, &mut s.run);
     if !s.ctl.is_empty() {
         shared.public_ring.enqueue_mbufs(&mut s.ctl);
         if !s.ctl.is_empty() {

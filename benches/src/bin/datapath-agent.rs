@@ -52,12 +52,20 @@ struct Args {
     /// EAL --lcores: lcore 0 (this thread) and lcore 1 (the polling lcore).
     #[arg(long, default_value = "0@0,1@1")]
     lcores: String,
+    /// EAL memory: `nohuge` (4 KiB pages, `--no-huge -m 256`: runs on any
+    /// machine) or `huge` (the 2 MB hugepages scripts/setup reserves, as
+    /// DPDK runs in production).
+    #[arg(long, default_value = "nohuge")]
+    memory: String,
     /// EAL --file-prefix.
     #[arg(long, default_value = "dmpd-datapath")]
     file_prefix: String,
     /// Seconds before counting.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Print the rate every second on stderr.
+    #[arg(long)]
+    progress: bool,
     /// Seconds counted.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -83,6 +91,11 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "off" => false,
         other => return Err(format!("--balancing {other}: on or off").into()),
     };
+    let mem = match a.memory.as_str() {
+        "nohuge" => "\"--no-huge\", \"--no-shconf\", ",
+        "huge" => "",
+        other => return Err(format!("--memory {other}: huge or nohuge").into()),
+    };
     if !(60..=1514).contains(&a.size) {
         return Err(format!("--size {}: 60..=1514 bytes", a.size).into());
     }
@@ -95,7 +108,7 @@ node = {NODE}
 cluster_id = 7
 allow_unauthenticated = true
 [eal]
-args = ["--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--log-level=lib.eal:error"]
+args = [{mem}"-m", "256", "--no-pci", "--log-level=lib.eal:error"]
 file_prefix = "{prefix}"
 lcores = "{lcores}"
 [balancer]
@@ -106,6 +119,7 @@ max_sleep_us = 0
 "#,
         prefix = a.file_prefix,
         lcores = a.lcores,
+        mem = mem,
     );
     for i in 0..a.ports {
         // Bandwidth: what the samples' utilisation is relative to.
@@ -209,6 +223,9 @@ max_sleep_us = 0
     let ports0: Vec<u64> = (0..n_ports).map(tx_of).collect();
     let pipe0 = pipe.counters();
     let end = t0 + Duration::from_secs_f64(a.seconds);
+    // Per-second rates on stderr with --progress: whether a slow run is
+    // slow throughout (placement) or in spells (neighbours).
+    let (mut p_frames, mut p_cpu, mut p_at) = (lc0.tx_packets, cpu0, t0);
     loop {
         let now = Instant::now();
         if now >= end {
@@ -216,6 +233,14 @@ max_sleep_us = 0
         }
         std::thread::sleep(SAMPLE_PERIOD.min(end - now));
         sample(&mut engine.control.lb)?;
+        if a.progress && p_at.elapsed() >= Duration::from_secs(1) {
+            let (f, c) = (lc.snapshot().tx_packets, on_cpu_ns(&worker_task)?);
+            eprintln!(
+                "progress: {:.1} Mpps per CPU second",
+                (f - p_frames) as f64 / ((c - p_cpu) as f64 / 1e9).max(1e-9) / 1e6
+            );
+            (p_frames, p_cpu, p_at) = (f, c, Instant::now());
+        }
     }
     let lc1 = lc.snapshot();
     let dt = t0.elapsed().as_secs_f64();

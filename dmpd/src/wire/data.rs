@@ -300,18 +300,30 @@ pub fn addrs_word(h: &[u8; HEADER_LEN]) -> u64 {
     u64::from_be_bytes(*h[field::SNODE.start..].first_chunk::<8>().expect("in the header"))
 }
 
+/// The same eight bytes as they lie in memory, read as a little-endian
+/// word (no byte swap on the data path): `addrs_wire(h).swap_bytes() ==
+/// addrs_word(h)`.
+#[inline(always)]
+pub fn addrs_wire(h: &[u8; HEADER_LEN]) -> u64 {
+    u64::from_le_bytes(*h[field::SNODE.start..].first_chunk::<8>().expect("in the header"))
+}
+
 /// Turns a data frame round: swaps source and destination node and pipe,
 /// so that it goes back where it came from. Returns the new
-/// [`addrs_word`].
+/// [`addrs_wire`]. Each node-and-pipe pair is a 32-bit half of the word
+/// whose two 16-bit fields trade places: a rotation by 16, whatever the
+/// byte order.
 #[inline(always)]
 pub fn turn_around(h: &mut [u8; HEADER_LEN]) -> u64 {
     let w: &mut [u8; 8] = h[field::SNODE.start..]
         .first_chunk_mut::<8>()
         .expect("in the header");
-    let v = u64::from_be_bytes(*w);
-    let swapped = (v >> 16 & 0x0000_ffff_0000_ffff) | (v << 16 & 0xffff_0000_ffff_0000);
-    *w = swapped.to_be_bytes();
-    swapped
+    let v = u64::from_le_bytes(*w);
+    let lo = (v as u32).rotate_left(16);
+    let hi = ((v >> 32) as u32).rotate_left(16);
+    let turned = u64::from(hi) << 32 | u64::from(lo);
+    *w = turned.to_le_bytes();
+    turned
 }
 
 /// The packet type of a checked data header.
