@@ -476,7 +476,10 @@ fn forged_frame_rejected_and_counted() {
 fn data_for_us(d: &[u8], et: u16, cl: u32, node: u16) -> bool {
     match DataFrame::new_checked(d) {
         Ok(f) => {
-            f.ethertype() == et && f.kind() == Kind::Data && f.cluster_id() == cl && f.dnode() == node
+            f.ethertype() == et
+                && f.kind() == Kind::Data
+                && f.cluster_id() == cl
+                && f.dnode() == node
         }
         Err(_) => false,
     }

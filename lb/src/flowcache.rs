@@ -63,6 +63,29 @@ const EMPTY: Slot = Slot {
     rx: NO_PORT,
 };
 
+/// What the lookups of one burst share, read from the balancer once: its
+/// snapshot epoch (as a slot tag without the packet type), its idle gap,
+/// and the time.
+#[derive(Clone, Copy, Debug)]
+pub struct Lookup {
+    epoch_tag: u64,
+    gap_ns: u64,
+    now_ns: u64,
+}
+
+impl Lookup {
+    /// For lookups at `now_ns` under the balancer's current snapshot: the
+    /// balancer must not take in another before they are done.
+    #[inline]
+    pub fn new(balancer: &Balancer, now_ns: u64) -> Lookup {
+        Lookup {
+            epoch_tag: tag(balancer.epoch(), 0),
+            gap_ns: balancer.idle_gap_ns(),
+            now_ns,
+        }
+    }
+}
+
 /// The ways of one set, in one cache line.
 #[derive(Clone, Copy, Debug)]
 #[repr(align(64))]
@@ -164,11 +187,26 @@ impl FlowCache {
         wire: u64,
         ptype: u8,
     ) -> Decision {
+        let l = Lookup::new(balancer, now_ns);
+        self.decide_with(balancer, toeplitz, l, wire, ptype)
+    }
+
+    /// [`Self::decide_wire`] with what a burst's lookups share read once
+    /// ([`Lookup::new`], after the burst's `balancer.refresh`).
+    #[inline(always)]
+    pub fn decide_with(
+        &mut self,
+        balancer: &mut Balancer,
+        toeplitz: &Toeplitz,
+        l: Lookup,
+        wire: u64,
+        ptype: u8,
+    ) -> Decision {
+        let now_ns = l.now_ns;
         let set = Self::set_of(wire, ptype);
-        let (want, gap) = (tag(balancer.epoch(), ptype), balancer.idle_gap_ns());
+        let (want, gap) = (l.epoch_tag | u64::from(ptype), l.gap_ns);
         for slot in self.sets[set].0.iter_mut() {
-            if slot.wire == wire && slot.tag == want && now_ns.saturating_sub(slot.last_ns) < gap
-            {
+            if slot.wire == wire && slot.tag == want && now_ns.saturating_sub(slot.last_ns) < gap {
                 self.counters.hits += 1;
                 balancer.touch(now_ns, slot.hash);
                 slot.last_ns = now_ns.max(slot.last_ns);

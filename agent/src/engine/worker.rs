@@ -14,7 +14,7 @@ use dmpd::wire::Kind;
 use ffi::Mbuf;
 use ffi::{cycles, MbufBurst, QueueId};
 use lb::balancer::{Balancer, Decision, MAX_PORTS};
-use lb::flowcache::FlowCache;
+use lb::flowcache::{FlowCache, Lookup};
 use lb::toeplitz::Toeplitz;
 use lb::tuple::DmpdTuple;
 
@@ -429,6 +429,8 @@ struct TxPath<'a> {
     cache: &'a mut FlowCache,
     ps: &'a mut [PortState],
     now: u64,
+    /// The flow cache's view of the balancer for this step.
+    lookup: Lookup,
     balancing: bool,
     /// Loaded on first use: a burst of control frames needs no routes.
     routes: Option<arc_swap::Guard<Arc<Routes>>>,
@@ -448,7 +450,9 @@ impl<'a> TxPath<'a> {
         // New snapshots are taken in once per loop step; the flow cache
         // only compares epochs.
         balancer.refresh(now);
+        let lookup = Lookup::new(balancer, now);
         TxPath {
+            lookup,
             shared,
             consts,
             balancer,
@@ -498,7 +502,7 @@ impl<'a> TxPath<'a> {
         if self.balancing {
             return self
                 .cache
-                .decide_wire(self.balancer, self.toeplitz, self.now, wire, ptype);
+                .decide_with(self.balancer, self.toeplitz, self.lookup, wire, ptype);
         }
         let hash = self
             .toeplitz
@@ -679,7 +683,10 @@ impl Run {
         let pipe = pipe_of(g);
         let echoed = self.echoed;
         if echoed.frames > 0 {
-            shared.datapath.echo_direct.fetch_add(echoed.frames, Relaxed);
+            shared
+                .datapath
+                .echo_direct
+                .fetch_add(echoed.frames, Relaxed);
             let c = &pipe.counters;
             c.rx_msgs.fetch_add(echoed.frames, Relaxed);
             c.rx_bytes.fetch_add(echoed.bytes, Relaxed);
@@ -944,8 +951,8 @@ mod tests {
     /// cache and the Toeplitz hash see the frame's five-tuple.
     #[test]
     fn header_word_and_ptype_are_the_tuple_layout() {
-        let mut d = vec![0u8; HEADER_LEN];
-        let mut f = DataFrame::new_unchecked(&mut d[..]);
+        let mut h = [0u8; HEADER_LEN];
+        let mut f = DataFrame::new_unchecked(&mut h[..]);
         f.set_snode(0x0102);
         f.set_dnode(0x0304);
         f.set_spipe(0x0506);
@@ -958,14 +965,15 @@ mod tests {
             dpipe: 0x0708,
             ptype: 0x09,
         };
-        let h: &mut [u8; HEADER_LEN] = d.first_chunk_mut().unwrap();
+        let h = &mut h;
+        let wire = addrs_wire(h);
         assert_eq!(
-            DmpdTuple::key_from_parts(addrs_word(h), ptype_of(h)),
+            DmpdTuple::key_from_parts(wire.swap_bytes(), ptype_of(h)),
             t.to_bytes()
         );
-        assert_eq!(DmpdTuple::dnode_of_addrs(addrs_word(h)), 0x0304);
+        assert_eq!(dnode_of_wire(wire), 0x0304);
         let turned = turn_around(h);
-        assert_eq!(DmpdTuple::dnode_of_addrs(turned), 0x0102);
+        assert_eq!(dnode_of_wire(turned), 0x0102);
         assert_eq!(dpipe_of(h), 0x0506);
     }
 

@@ -297,7 +297,11 @@ impl DataMatcher {
 /// one big-endian word: the first eight bytes of the balancer's key tuple.
 #[inline(always)]
 pub fn addrs_word(h: &[u8; HEADER_LEN]) -> u64 {
-    u64::from_be_bytes(*h[field::SNODE.start..].first_chunk::<8>().expect("in the header"))
+    u64::from_be_bytes(
+        *h[field::SNODE.start..]
+            .first_chunk::<8>()
+            .expect("in the header"),
+    )
 }
 
 /// The same eight bytes as they lie in memory, read as a little-endian
@@ -305,7 +309,11 @@ pub fn addrs_word(h: &[u8; HEADER_LEN]) -> u64 {
 /// addrs_word(h)`.
 #[inline(always)]
 pub fn addrs_wire(h: &[u8; HEADER_LEN]) -> u64 {
-    u64::from_le_bytes(*h[field::SNODE.start..].first_chunk::<8>().expect("in the header"))
+    u64::from_le_bytes(
+        *h[field::SNODE.start..]
+            .first_chunk::<8>()
+            .expect("in the header"),
+    )
 }
 
 /// Turns a data frame round: swaps source and destination node and pipe,
