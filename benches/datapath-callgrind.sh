@@ -30,6 +30,9 @@ sleep "$LEN"
 callgrind_control -d "$pid" >/dev/null 2>&1
 sleep 2
 kill "$pid" 2>/dev/null || true
+# A busy-polling thread under valgrind can take long to see the signal.
+for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 f=$(ls "$OUT"/cg.out.* | head -1)
 callgrind_annotate "$f" >"$OUT/annotate.txt" 2>/dev/null

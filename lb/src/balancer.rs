@@ -772,12 +772,13 @@ impl Balancer {
     /// Counts one more packet of an active flow whose ports the caller
     /// kept from an earlier decision under the current snapshot (see
     /// [`crate::flowcache`]): refreshes its bucket's activity time, which
-    /// is all that deciding it again would change.
+    /// is all that deciding it again would change. `bucket` is
+    /// [`Self::bucket_of`] the flow's hash.
     #[inline]
-    pub fn touch(&mut self, now_ns: u64, key_hash: u32) {
-        let b = key_hash as usize & self.mask;
-        let slot = &mut self.buckets[b];
-        slot.last_ns = now_ns.max(slot.last_ns);
+    pub fn touch_bucket(&mut self, now_ns: u64, bucket: u32) {
+        if let Some(slot) = self.buckets.get_mut(bucket as usize) {
+            slot.last_ns = now_ns.max(slot.last_ns);
+        }
         self.counters.decisions += 1;
     }
 

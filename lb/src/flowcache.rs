@@ -41,9 +41,12 @@ struct Slot {
     /// packet type: one comparison for both. Empty: `u64::MAX`, which no
     /// epoch below 2^56 gives.
     tag: u64,
-    /// When the slot was last used, in the caller's nanoseconds.
-    last_ns: u64,
-    hash: u32,
+    /// Until when the slot may be used: when it was last used plus the
+    /// balancer's idle gap, in the caller's nanoseconds (one comparison
+    /// per lookup).
+    until_ns: u64,
+    /// The balancer bucket of the flow's hash.
+    bucket: u32,
     tx: u8,
     rx: u8,
 }
@@ -57,8 +60,8 @@ fn tag(epoch: u64, ptype: u8) -> u64 {
 const EMPTY: Slot = Slot {
     wire: 0,
     tag: u64::MAX,
-    last_ns: 0,
-    hash: 0,
+    until_ns: 0,
+    bucket: 0,
     tx: NO_PORT,
     rx: NO_PORT,
 };
@@ -69,8 +72,9 @@ const EMPTY: Slot = Slot {
 #[derive(Clone, Copy, Debug)]
 pub struct Lookup {
     epoch_tag: u64,
-    gap_ns: u64,
     now_ns: u64,
+    /// `now_ns` plus the idle gap: a slot used now is valid until then.
+    until_ns: u64,
 }
 
 impl Lookup {
@@ -80,8 +84,8 @@ impl Lookup {
     pub fn new(balancer: &Balancer, now_ns: u64) -> Lookup {
         Lookup {
             epoch_tag: tag(balancer.epoch(), 0),
-            gap_ns: balancer.idle_gap_ns(),
             now_ns,
+            until_ns: now_ns.saturating_add(balancer.idle_gap_ns()),
         }
     }
 }
@@ -204,19 +208,22 @@ impl FlowCache {
     ) -> Decision {
         let now_ns = l.now_ns;
         let set = Self::set_of(wire, ptype);
-        let (want, gap) = (l.epoch_tag | u64::from(ptype), l.gap_ns);
+        let want = l.epoch_tag | u64::from(ptype);
         for slot in self.sets[set].0.iter_mut() {
-            if slot.wire == wire && slot.tag == want && now_ns.saturating_sub(slot.last_ns) < gap {
+            // Within the idle gap of its last use: `now - last < gap`, as
+            // the balancer tests a bucket (times do not go backwards: they
+            // come from one lcore's clock).
+            if slot.wire == wire && slot.tag == want && now_ns < slot.until_ns {
                 self.counters.hits += 1;
-                balancer.touch(now_ns, slot.hash);
-                slot.last_ns = now_ns.max(slot.last_ns);
+                balancer.touch_bucket(now_ns, slot.bucket);
+                slot.until_ns = l.until_ns.max(slot.until_ns);
                 return Decision {
                     tx_port: slot.tx,
                     rx_port: (slot.rx != NO_PORT).then_some(slot.rx),
                 };
             }
         }
-        self.miss(balancer, toeplitz, now_ns, wire, ptype, set)
+        self.miss(balancer, toeplitz, l, wire, ptype, set)
     }
 
     #[inline(never)]
@@ -225,11 +232,12 @@ impl FlowCache {
         &mut self,
         balancer: &mut Balancer,
         toeplitz: &Toeplitz,
-        now_ns: u64,
+        l: Lookup,
         wire: u64,
         ptype: u8,
         set: usize,
     ) -> Decision {
+        let now_ns = l.now_ns;
         self.counters.misses += 1;
         let addrs = wire.swap_bytes();
         let hash = toeplitz.hash_array(&DmpdTuple::key_from_parts(addrs, ptype));
@@ -242,12 +250,12 @@ impl FlowCache {
         }
         // The least recently used way (an empty slot has time 0).
         let ways = &mut self.sets[set].0;
-        let i = (0..WAYS).min_by_key(|&i| ways[i].last_ns).unwrap_or(0);
+        let i = (0..WAYS).min_by_key(|&i| ways[i].until_ns).unwrap_or(0);
         ways[i] = Slot {
             wire,
             tag: tag(balancer.epoch(), ptype),
-            last_ns: now_ns,
-            hash,
+            until_ns: l.until_ns,
+            bucket: balancer.bucket_of(hash) as u32,
             tx: d.tx_port,
             rx: d.rx_port.unwrap_or(NO_PORT),
         };

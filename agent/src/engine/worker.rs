@@ -13,7 +13,7 @@ use dmpd::wire::data::{
 use dmpd::wire::Kind;
 use ffi::Mbuf;
 use ffi::{cycles, MbufBurst, QueueId};
-use lb::balancer::{Balancer, Decision, MAX_PORTS};
+use lb::balancer::{Balancer, Decision, MAX_PORTS, NO_PORT};
 use lb::flowcache::{FlowCache, Lookup};
 use lb::toeplitz::Toeplitz;
 use lb::tuple::DmpdTuple;
@@ -129,6 +129,7 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     let mut scratch = Scratch::new();
     let mut cache = FlowCache::new();
     let consts = PathConsts::new(&shared);
+    let mut memo = RouteMemo::new();
     let mut idle_run: u32 = 0;
     let mut sleep_us: u32 = 16;
     let my_ports = w.ports.clone();
@@ -151,6 +152,7 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 &toeplitz,
                 &mut cache,
                 &mut ps,
+                &mut memo,
                 now,
             );
             // One queue ahead: the next queue's burst is received and
@@ -255,6 +257,7 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 &toeplitz,
                 &mut cache,
                 &mut ps,
+                &mut memo,
                 now,
             );
             let mut budget = room;
@@ -409,13 +412,32 @@ const NO_NODE: u32 = u32::MAX;
 
 /// The last destination's rx MACs, copied out of the routes: bursts mostly
 /// go to one node, and the routes' map is looked up once per destination
-/// change, not per frame.
+/// or routes change, not per frame. Kept by the lcore across loop steps.
 struct RouteMemo {
+    /// The routes the memo was taken from. Held, so that a newer table
+    /// can never be a new allocation at the same address.
+    routes: Option<Arc<Routes>>,
     /// The node, or [`NO_NODE`].
     node: u32,
-    /// Its rx ports' MACs ([`mac_word`]); none when it is not known.
-    n: usize,
-    dst: [u64; MAX_PORTS],
+    /// By a decision's rx port (`NO_PORT` when it has none): the node's rx
+    /// MACs ([`mac_word`] with [`MAC_VALID`]), and at `NO_PORT` its first
+    /// port's. An entry without [`MAC_VALID`] is a port the node does not
+    /// have. Every `u8` indexes it: no bounds check per frame.
+    dst: [u64; 256],
+}
+
+/// Marks a known MAC in [`RouteMemo::dst`]: the top bits of a MAC word are
+/// bytes 6 and 7 of the store, which the source MAC overwrites.
+const MAC_VALID: u64 = 1 << 63;
+
+impl RouteMemo {
+    fn new() -> Self {
+        RouteMemo {
+            routes: None,
+            node: NO_NODE,
+            dst: [0; 256],
+        }
+    }
 }
 
 /// What sending a data frame needs, for one step of the loop: the decision
@@ -432,12 +454,12 @@ struct TxPath<'a> {
     /// The flow cache's view of the balancer for this step.
     lookup: Lookup,
     balancing: bool,
-    /// Loaded on first use: a burst of control frames needs no routes.
-    routes: Option<arc_swap::Guard<Arc<Routes>>>,
-    memo: RouteMemo,
+    routes: arc_swap::Guard<Arc<Routes>>,
+    memo: &'a mut RouteMemo,
 }
 
 impl<'a> TxPath<'a> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         shared: &'a Shared,
         consts: &'a PathConsts,
@@ -445,12 +467,22 @@ impl<'a> TxPath<'a> {
         toeplitz: &'a Toeplitz,
         cache: &'a mut FlowCache,
         ps: &'a mut [PortState],
+        memo: &'a mut RouteMemo,
         now: u64,
     ) -> Self {
         // New snapshots are taken in once per loop step; the flow cache
         // only compares epochs.
         balancer.refresh(now);
         let lookup = Lookup::new(balancer, now);
+        let routes = shared.routes.load();
+        if !memo
+            .routes
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, &routes))
+        {
+            memo.routes = Some(Arc::clone(&routes));
+            memo.node = NO_NODE;
+        }
         TxPath {
             lookup,
             shared,
@@ -461,12 +493,8 @@ impl<'a> TxPath<'a> {
             ps,
             now,
             balancing: shared.balancing.load(Relaxed),
-            routes: None,
-            memo: RouteMemo {
-                node: NO_NODE,
-                n: 0,
-                dst: [0; MAX_PORTS],
-            },
+            routes,
+            memo,
         }
     }
 
@@ -476,20 +504,22 @@ impl<'a> TxPath<'a> {
         if self.memo.node != u32::from(dnode) {
             self.load_route(dnode);
         }
-        self.memo.n
+        self.memo.dst[..MAX_PORTS]
+            .iter()
+            .take_while(|&&w| w & MAC_VALID != 0)
+            .count()
     }
 
     #[inline(never)]
     fn load_route(&mut self, dnode: u16) {
-        let routes = self.routes.get_or_insert_with(|| self.shared.routes.load());
-        let m = &mut self.memo;
+        let m = &mut *self.memo;
         m.node = u32::from(dnode);
-        m.n = 0;
-        if let Some(macs) = routes.nodes.get(&dnode) {
-            m.n = macs.len().min(MAX_PORTS);
-            for (w, mac) in m.dst.iter_mut().zip(macs.iter()) {
-                *w = mac_word(mac);
+        m.dst = [0; 256];
+        if let Some(macs) = self.routes.nodes.get(&dnode) {
+            for (w, mac) in m.dst[..MAX_PORTS].iter_mut().zip(macs.iter()) {
+                *w = mac_word(mac) | MAC_VALID;
             }
+            m.dst[usize::from(NO_PORT)] = m.dst[0];
         }
     }
 
@@ -519,20 +549,19 @@ impl<'a> TxPath<'a> {
     /// the destination MAC ([`mac_word`]).
     #[inline(always)]
     fn place(&mut self, d: Decision, dnode: u16) -> Result<(&mut PortState, u64), Unsent> {
-        let tp = usize::from(d.tx_port);
-        if tp >= self.ps.len() {
-            // NO_PORT, or a port beyond ours (a balancer bug: count it).
-            return Err(Unsent::NoPort);
+        if self.memo.node != u32::from(dnode) {
+            self.load_route(dnode);
         }
-        let rx = usize::from(d.rx_port.unwrap_or(0));
-        if rx >= self.route(dnode) {
+        let dst = self.memo.dst[usize::from(d.rx_port.unwrap_or(NO_PORT))];
+        // NO_PORT, or a port beyond ours (a balancer bug: counted).
+        let st = self
+            .ps
+            .get_mut(usize::from(d.tx_port))
+            .ok_or(Unsent::NoPort)?;
+        if dst & MAC_VALID == 0 {
             return Err(Unsent::NoRoute);
         }
-        let dst = self.memo.dst[rx % MAX_PORTS];
-        match self.ps.get_mut(tp) {
-            Some(st) => Ok((st, dst)),
-            None => Err(Unsent::NoPort),
-        }
+        Ok((st, dst))
     }
 
     /// Decides the ports of a frame (whose DMPD header was checked), sets
@@ -720,11 +749,13 @@ fn dispatch_burst(
     let (mut foreign, mut malformed, mut misdelivered, mut no_pipe) = (0u64, 0u64, 0u64, 0u64);
     // This burst's part of the run, in registers.
     let mut echoed = Echoed::default();
+    // Bytes of this burst's direct echoes in runs that ended in it.
+    let mut direct_bytes_before = 0u64;
     let matcher = tx.consts.matcher;
     for mut m in rx.drain_prefetched() {
         let len = m.len();
-        bytes += len as u64;
         let Some(h) = matcher.check_mut(m.data_mut()) else {
+            bytes += len as u64;
             match classify_other(shared, m.data()) {
                 Verdict::Control => {
                     // The control lcore needs the local port a frame came in on.
@@ -739,11 +770,13 @@ fn dispatch_burst(
         };
         let id = dpipe_of(h);
         if run.id != u32::from(id) {
+            direct_bytes_before += echoed.bytes;
             run.echoed.add(std::mem::take(&mut echoed));
             run.deliver(shared, qc, &mut s.run);
             std::mem::replace(run, Run::open(shared, id)).close(shared);
         }
         if run.mode != RunMode::Direct {
+            bytes += len as u64;
             if run.mode == RunMode::Ring {
                 let _ = s.run.push(m);
             } else {
@@ -765,6 +798,7 @@ fn dispatch_burst(
                     if let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() {
                         turn_around(h);
                     }
+                    bytes += len as u64;
                     run.mode = RunMode::Ring;
                     let _ = s.run.push(m);
                 }
@@ -783,6 +817,8 @@ fn dispatch_burst(
             }
         }
     }
+    // Received bytes: those counted above, and the echoed frames'.
+    bytes += echoed.bytes + direct_bytes_before;
     run.echoed.add(echoed);
     run.deliver(shared, qc, &mut s.run);
     if !s.ctl.is_empty() {
