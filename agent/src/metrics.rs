@@ -822,6 +822,16 @@ pub fn render(st: &Status) -> String {
             f.sample(&[("reason", l)], Value::U(*c));
         }
     }
+    {
+        let mut f = family!(
+            "dmpd_datapath_echo_frames_total",
+            Counter,
+            "Frames echo pipes sent back, by path: direct (turned round on the polling lcore) or queued (through the pipe's tx ring)."
+        );
+        for (path, c) in &st.echo {
+            f.sample(&[("path", &snake_case(path))], Value::U(*c));
+        }
+    }
     let r = &st.round;
     family!(
         "dmpd_rounds_total",
@@ -924,6 +934,22 @@ pub fn render(st: &Status) -> String {
             "Idle back-off sleeps of a polling lcore."
         ),
         &|l| l.sleeps,
+    );
+    lcores(
+        &mut family!(
+            "dmpd_lcore_flow_cache_hits_total",
+            Counter,
+            "Data frames whose ports a polling lcore took from its flow cache."
+        ),
+        &|l| l.flow_hits,
+    );
+    lcores(
+        &mut family!(
+            "dmpd_lcore_flow_cache_misses_total",
+            Counter,
+            "Data frames that needed a full balancer decision (a new flow, a new balancer snapshot, or a flow idle longer than the idle gap)."
+        ),
+        &|l| l.flow_misses,
     );
     out
 }

@@ -284,6 +284,22 @@ fn echo_turns_every_message_round_once_and_in_order() {
         burst.echo_queued > 0,
         "staging never filled: the ring fallback was not exercised"
     );
+    // Every data frame the worker placed (echoes and the sender's frames)
+    // went through its flow cache, and the counts are published: at most
+    // a handful of flows per snapshot miss.
+    std::thread::sleep(Duration::from_millis(20));
+    let lc = shared.lcores[0].snapshot();
+    eprintln!(
+        "flow cache: {} hits, {} misses",
+        lc.flow_hits, lc.flow_misses
+    );
+    assert!(lc.flow_misses > 0, "no flow was ever decided");
+    assert!(
+        lc.flow_hits > 10 * lc.flow_misses,
+        "flow cache: {} hits, {} misses",
+        lc.flow_hits,
+        lc.flow_misses
+    );
     drop((echo, sender));
     engine.shutdown();
 }

@@ -397,6 +397,7 @@ fn sample_status() -> Status {
         ("Some New Reason, not known yet!".into(), 1),
     ];
     st.datapath = vec![("foreign".into(), 9), ("no_pipe".into(), 0)];
+    st.echo = vec![("direct".into(), 70), ("queued".into(), 3)];
     st.lcores = vec![
         LcoreSnapshot {
             rx_packets: 10,
@@ -404,6 +405,8 @@ fn sample_status() -> Status {
             polls: 1000,
             idle_polls: 900,
             sleeps: 5,
+            flow_hits: 400,
+            flow_misses: 6,
         };
         2
     ];
@@ -500,6 +503,22 @@ fn render_has_expected_series() {
     assert_eq!(
         get(r#"dmpd_datapath_dropped_frames_total{node="1",reason="foreign"}"#),
         "9"
+    );
+    assert_eq!(
+        get(r#"dmpd_datapath_echo_frames_total{node="1",path="direct"}"#),
+        "70"
+    );
+    assert_eq!(
+        get(r#"dmpd_datapath_echo_frames_total{node="1",path="queued"}"#),
+        "3"
+    );
+    assert_eq!(
+        get(r#"dmpd_lcore_flow_cache_hits_total{node="1",lcore="1"}"#),
+        "400"
+    );
+    assert_eq!(
+        get(r#"dmpd_lcore_flow_cache_misses_total{node="1",lcore="0"}"#),
+        "6"
     );
     assert_eq!(get(r#"dmpd_master{node="1",master="1"}"#), "1");
     assert_eq!(get(r#"dmpd_is_master{node="1"}"#), "1");

@@ -661,6 +661,10 @@ impl Control {
             ("no_route".into(), d.no_route.load(Relaxed)),
             ("no_port".into(), d.no_port.load(Relaxed)),
         ];
+        st.echo = vec![
+            ("direct".into(), d.echo_direct.load(Relaxed)),
+            ("queued".into(), d.echo_queued.load(Relaxed)),
+        ];
         st.lcores = self.shared.lcores.iter().map(|l| l.snapshot()).collect();
         let rs = node.stats();
         st.round = RoundStatus {

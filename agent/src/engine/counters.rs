@@ -76,6 +76,10 @@ pub struct LcoreCounters {
     pub idle_polls: AtomicU64,
     /// Times the lcore slept in idle back-off.
     pub sleeps: AtomicU64,
+    /// Data frames whose ports came from the lcore's flow cache, and those
+    /// that needed a full balancer decision (published once per loop step).
+    pub flow_hits: AtomicU64,
+    pub flow_misses: AtomicU64,
 }
 
 #[derive(Default, Debug, Clone, Copy, serde::Serialize)]
@@ -85,6 +89,8 @@ pub struct LcoreSnapshot {
     pub polls: u64,
     pub idle_polls: u64,
     pub sleeps: u64,
+    pub flow_hits: u64,
+    pub flow_misses: u64,
 }
 
 impl LcoreCounters {
@@ -95,6 +101,8 @@ impl LcoreCounters {
             polls: self.polls.load(Relaxed),
             idle_polls: self.idle_polls.load(Relaxed),
             sleeps: self.sleeps.load(Relaxed),
+            flow_hits: self.flow_hits.load(Relaxed),
+            flow_misses: self.flow_misses.load(Relaxed),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Status {
     pub pipes: Vec<PipeStatus>,
     pub rejects: Vec<(String, u64)>,
     pub datapath: Vec<(String, u64)>,
+    /// Frames echo pipes sent back, by path: `direct` (turned round on the
+    /// polling lcore) or `queued` (through the pipe's tx ring).
+    pub echo: Vec<(String, u64)>,
     pub lcores: Vec<LcoreSnapshot>,
     pub round: RoundStatus,
     pub system: SystemStatus,

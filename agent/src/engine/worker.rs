@@ -204,6 +204,11 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
             std::mem::replace(&mut run, Run::idle()).close(&shared);
         }
 
+        // The flow cache's counts, for status and metrics (one writer).
+        let fc = cache.counters();
+        lc.flow_hits.store(fc.hits, Relaxed);
+        lc.flow_misses.store(fc.misses, Relaxed);
+
         // 2. Control frames first: they must not wait behind data.
         for &pi in &my_ports {
             let port = &shared.ports[pi];
