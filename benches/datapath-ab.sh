@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Two builds of the agent's data path, same minutes: runs datapath-agent
+# binaries A and B alternately (A, B, A, B, ...), N pairs of short runs,
+# and prints each one's rates and median in Mpps per CPU second of the
+# polling lcore. On a shared machine the rate moves with the neighbours;
+# alternating puts both builds under the same conditions.
+#
+# Usage: benches/datapath-ab.sh BIN_A BIN_B [PAIRS]
+# Environment: SIZE (frame bytes without FCS, 60), SECONDS_EACH (1.5).
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: $0 BIN_A BIN_B [PAIRS]" >&2; exit 2; }
+A=$1; B=$2; N=${3:-10}
+SIZE=${SIZE:-60}; SECONDS_EACH=${SECONDS_EACH:-1.5}
+echo "loadavg start: $(cat /proc/loadavg)"
+for ((i = 1; i <= N; i++)); do
+    for bin in "$A" "$B"; do
+        r=$("$bin" --size "$SIZE" --file-prefix "dmpd-ab-$$" --seconds "$SECONDS_EACH" --warmup 0.3 2>/dev/null |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["mpps_per_cpu"])')
+        echo "$bin $r"
+    done
+done | python3 -c '
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+for line in sys.stdin:
+    b, r = line.split()
+    runs[b].append(float(r))
+for b, v in runs.items():
+    print(f"{b}: median {statistics.median(v):.1f} Mpps  ({", ".join(f"{x:.1f}" for x in v)})")
+'
+echo "loadavg end: $(cat /proc/loadavg)"
