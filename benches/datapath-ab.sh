@@ -25,6 +25,7 @@ for line in sys.stdin:
     b, r = line.split()
     runs[b].append(float(r))
 for b, v in runs.items():
-    print(f"{b}: median {statistics.median(v):.1f} Mpps  ({", ".join(f"{x:.1f}" for x in v)})")
+    rates = ", ".join("%.1f" % x for x in v)
+    print("%s: median %.1f Mpps  (%s)" % (b, statistics.median(v), rates))
 '
 echo "loadavg end: $(cat /proc/loadavg)"
