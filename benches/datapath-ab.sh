@@ -14,8 +14,9 @@ SIZE=${SIZE:-60}; SECONDS_EACH=${SECONDS_EACH:-1.5}
 echo "loadavg start: $(cat /proc/loadavg)"
 for ((i = 1; i <= N; i++)); do
     for bin in "$A" "$B"; do
-        r=$("$bin" --size "$SIZE" --file-prefix "dmpd-ab-$$" --seconds "$SECONDS_EACH" --warmup 0.3 2>/dev/null |
-            python3 -c 'import json, sys; print(json.load(sys.stdin)["mpps_per_cpu"])')
+        out=$("$bin" --size "$SIZE" --file-prefix "dmpd-ab-$$" --seconds "$SECONDS_EACH" --warmup 0.3 2>/dev/null) ||
+            { echo "$bin failed" >&2; exit 1; }
+        r=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["mpps_per_cpu"])' "$out")
         echo "$bin $r"
     done
 done | python3 -c '
@@ -24,6 +25,8 @@ runs = collections.defaultdict(list)
 for line in sys.stdin:
     b, r = line.split()
     runs[b].append(float(r))
+if not runs or any(x <= 0 for v in runs.values() for x in v):
+    sys.exit("a run forwarded nothing")
 for b, v in runs.items():
     rates = ", ".join("%.1f" % x for x in v)
     print("%s: median %.1f Mpps  (%s)" % (b, statistics.median(v), rates))
