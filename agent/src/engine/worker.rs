@@ -163,14 +163,19 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
             // The run of data frames for one pipe, across this step's
             // bursts.
             let mut run = Run::idle();
-            for &(pi, q) in &my_queues {
-                let port = &shared.ports[pi];
-                let n = port.port.rx_burst(QueueId::new(q), &mut rx[1 - cur]);
-                if n > 0 {
-                    rx[1 - cur].prefetch_headers();
-                    work += n;
-                    C::bump(&lc.rx_packets, n as u64);
-                    C::bump(&port.rx_counters[q as usize].rx_packets, n as u64);
+            // Every queue, then `None`: the last burst held is dispatched.
+            for next in my_queues.iter().map(Some).chain([None]) {
+                let mut got = None;
+                if let Some(&(pi, q)) = next {
+                    let port = &shared.ports[pi];
+                    let n = port.port.rx_burst(QueueId::new(q), &mut rx[1 - cur]);
+                    if n > 0 {
+                        rx[1 - cur].prefetch_headers();
+                        work += n;
+                        C::bump(&lc.rx_packets, n as u64);
+                        C::bump(&port.rx_counters[q as usize].rx_packets, n as u64);
+                        got = Some((pi, q));
+                    }
                 }
                 if let Some((hp, hq)) = held.take() {
                     let qc = &shared.ports[hp].rx_counters[hq as usize];
@@ -184,22 +189,10 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                         &mut run,
                     );
                 }
-                if n > 0 {
-                    held = Some((pi, q));
+                if got.is_some() {
+                    held = got;
                     cur = 1 - cur;
                 }
-            }
-            if let Some((hp, hq)) = held {
-                let qc = &shared.ports[hp].rx_counters[hq as usize];
-                dispatch_burst(
-                    &shared,
-                    qc,
-                    hp as u16,
-                    &mut rx[cur],
-                    &mut scratch,
-                    &mut txp,
-                    &mut run,
-                );
             }
             std::mem::replace(&mut run, Run::idle()).close(&shared);
         }
