@@ -81,9 +81,8 @@ impl PathConsts {
         let mut src_macs = [[0u8; 6]; MAX_PORTS];
         let et = shared.ethertype.to_be_bytes();
         for (i, p) in shared.ports.iter().enumerate().take(MAX_PORTS) {
-            let m = p.mac;
-            src_words[i] = u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], et[0], et[1]]);
-            src_macs[i] = m;
+            src_words[i] = mac_word(&p.mac) | u64::from(u16::from_le_bytes(et)) << 48;
+            src_macs[i] = p.mac;
         }
         PathConsts {
             matcher: DataMatcher::new(shared.ethertype, shared.cluster_id, shared.node),
@@ -417,6 +416,8 @@ struct RouteMemo {
     routes: Option<Arc<Routes>>,
     /// The node, or [`NO_NODE`].
     node: u32,
+    /// How many rx ports the node has (0: not known).
+    n: usize,
     /// By a decision's rx port (`NO_PORT` when it has none): the node's rx
     /// MACs ([`mac_word`] with [`MAC_VALID`]), and at `NO_PORT` its first
     /// port's. An entry without [`MAC_VALID`] is a port the node does not
@@ -433,6 +434,7 @@ impl RouteMemo {
         RouteMemo {
             routes: None,
             node: NO_NODE,
+            n: 0,
             dst: [0; 256],
         }
     }
@@ -452,7 +454,6 @@ struct TxPath<'a> {
     /// The flow cache's view of the balancer for this step.
     lookup: Lookup,
     balancing: bool,
-    routes: arc_swap::Guard<Arc<Routes>>,
     memo: &'a mut RouteMemo,
 }
 
@@ -491,7 +492,6 @@ impl<'a> TxPath<'a> {
             ps,
             now,
             balancing: shared.balancing.load(Relaxed),
-            routes,
             memo,
         }
     }
@@ -502,18 +502,18 @@ impl<'a> TxPath<'a> {
         if self.memo.node != u32::from(dnode) {
             self.load_route(dnode);
         }
-        self.memo.dst[..MAX_PORTS]
-            .iter()
-            .take_while(|&&w| w & MAC_VALID != 0)
-            .count()
+        self.memo.n
     }
 
     #[inline(never)]
     fn load_route(&mut self, dnode: u16) {
         let m = &mut *self.memo;
         m.node = u32::from(dnode);
+        m.n = 0;
         m.dst = [0; 256];
-        if let Some(macs) = self.routes.nodes.get(&dnode) {
+        // The routes the memo holds (TxPath::new took the current ones).
+        if let Some(macs) = m.routes.as_ref().and_then(|r| r.nodes.get(&dnode)) {
+            m.n = macs.len().min(MAX_PORTS);
             for (w, mac) in m.dst[..MAX_PORTS].iter_mut().zip(macs.iter()) {
                 *w = mac_word(mac) | MAC_VALID;
             }
@@ -572,9 +572,10 @@ impl<'a> TxPath<'a> {
             return Err((m, Unsent::NoPort));
         };
         let wire = addrs_wire(h);
-        let d = self.decide(wire, ptype_of(h), dnode_of_wire(wire));
+        let dnode = dnode_of_wire(wire);
+        let d = self.decide(wire, ptype_of(h), dnode);
         let macs = &self.consts.src_macs;
-        let (st, dst) = match self.place(d, dnode_of_wire(wire)) {
+        let (st, dst) = match self.place(d, dnode) {
             Ok(p) => p,
             Err(why) => return Err((m, why)),
         };
@@ -747,13 +748,11 @@ fn dispatch_burst(
     let (mut foreign, mut malformed, mut misdelivered, mut no_pipe) = (0u64, 0u64, 0u64, 0u64);
     // This burst's part of the run, in registers.
     let mut echoed = Echoed::default();
-    // Bytes of this burst's direct echoes in runs that ended in it.
-    let mut direct_bytes_before = 0u64;
     let matcher = tx.consts.matcher;
     for mut m in rx.drain_prefetched() {
         let len = m.len();
+        bytes += len as u64;
         let Some(h) = matcher.check_mut(m.data_mut()) else {
-            bytes += len as u64;
             match classify_other(shared, m.data()) {
                 Verdict::Control => {
                     // The control lcore needs the local port a frame came in on.
@@ -768,13 +767,11 @@ fn dispatch_burst(
         };
         let id = dpipe_of(h);
         if run.id != u32::from(id) {
-            direct_bytes_before += echoed.bytes;
             run.echoed.add(std::mem::take(&mut echoed));
             run.deliver(shared, qc, &mut s.run);
             std::mem::replace(run, Run::open(shared, id)).close(shared);
         }
         if run.mode != RunMode::Direct {
-            bytes += len as u64;
             if run.mode == RunMode::Ring {
                 let _ = s.run.push(m);
             } else {
@@ -796,7 +793,6 @@ fn dispatch_burst(
                     if let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() {
                         turn_around(h);
                     }
-                    bytes += len as u64;
                     run.mode = RunMode::Ring;
                     let _ = s.run.push(m);
                 }
@@ -815,8 +811,6 @@ fn dispatch_burst(
             }
         }
     }
-    // Received bytes: those counted above, and the echoed frames'.
-    bytes += echoed.bytes + direct_bytes_before;
     run.echoed.add(echoed);
     run.deliver(shared, qc, &mut s.run);
     if !s.ctl.is_empty() {
