@@ -6,15 +6,23 @@
 # alternating puts both builds under the same conditions.
 #
 # Usage: benches/datapath-ab.sh BIN_A BIN_B [PAIRS]
-# Environment: SIZE (frame bytes without FCS, 60), SECONDS_EACH (1.5).
+# Environment: SIZE (frame bytes without FCS, 60), SECONDS_EACH (1.5),
+#   MEMORY (huge, nohuge or auto as in benches/datapath.sh; default auto).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: $0 BIN_A BIN_B [PAIRS]" >&2; exit 2; }
 A=$1; B=$2; N=${3:-10}
 SIZE=${SIZE:-60}; SECONDS_EACH=${SECONDS_EACH:-1.5}
+MEMORY=${MEMORY:-auto}
+if [ "$MEMORY" = auto ]; then
+    MEMORY=nohuge
+    [ "$EUID" = 0 ] && scripts/hugepages 512 >/dev/null 2>&1 && MEMORY=huge
+fi
+echo "memory: $MEMORY"
 echo "loadavg start: $(cat /proc/loadavg)"
 for ((i = 1; i <= N; i++)); do
     for bin in "$A" "$B"; do
-        out=$("$bin" --size "$SIZE" --file-prefix "dmpd-ab-$$" --seconds "$SECONDS_EACH" --warmup 0.3 2>/dev/null) ||
+        out=$("$bin" --size "$SIZE" --file-prefix "dmpd-ab-$$" --memory "$MEMORY" --seconds "$SECONDS_EACH" --warmup 0.3 2>/dev/null) ||
             { echo "$bin failed" >&2; exit 1; }
         r=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["mpps_per_cpu"])' "$out")
         echo "$bin $r"

@@ -8,7 +8,8 @@
 #
 # Usage: benches/datapath-callgrind.sh
 # Environment: DATAPATH_AGENT (binary; default: built here), ON (seconds
-#   before counting, 15), LEN (seconds counted, 15), OUT (dir).
+#   before counting, 15), LEN (seconds counted, 15), OUT (dir), CG_OPTS
+#   (more valgrind options, e.g. --dump-instr=yes for counts per instruction).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install valgrind)" >&2; exit 1; }
@@ -20,7 +21,7 @@ ON=${ON:-15}; LEN=${LEN:-15}
 OUT=${OUT:-$(mktemp -d /tmp/dmpd-callgrind.XXXXXX)}
 mkdir -p "$OUT"
 echo "loadavg start: $(cat /proc/loadavg)"
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/cg.out" \
+valgrind --tool=callgrind ${CG_OPTS:-} --instr-atstart=no --callgrind-out-file="$OUT/cg.out" \
     "$DATAPATH_AGENT" --warmup 600 --seconds 5 --file-prefix "dmpd-cg-$$" \
     >"$OUT/agent.json" 2>"$OUT/valgrind.log" &
 pid=$!

@@ -24,7 +24,13 @@
 #   every variant forwarded frames and that the table is complete.
 # Environment: SIZES ("64 128 256 512 1024 1518", wire sizes with FCS),
 #   ROUNDS (3), DURATION (3 s), WARMUP (1), PORTS (4), MAIN_CPU (0),
-#   FWD_CPU (1), DATAPATH_AGENT (binary; default: built here), OUT (dir).
+#   FWD_CPU (1), DATAPATH_AGENT (binary; default: built here), OUT (dir),
+#   MEMORY (EAL memory of both: "huge", 2 MB pages reserved by
+#   scripts/hugepages, as DPDK runs in production; "nohuge", 4 KiB pages
+#   (--no-huge); default "auto": huge when the pages can be reserved).
+#   On 4 KiB pages the mbuf pool spans thousands of pages and the rates
+#   swing (the agent's 64 B rate alternates between about 22 and 40 Mpps
+#   within one run, in spells of seconds); on hugepages they are steady.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +48,21 @@ FWD_CPU=${FWD_CPU:-1}
 OUT=${OUT:-$(mktemp -d /tmp/dmpd-datapath.XXXXXX)}
 mkdir -p "$OUT"
 PREFIX="dmpd-dp-$$"
+MEMORY=${MEMORY:-auto}
+if [ "$MEMORY" = auto ]; then
+    if [ "$EUID" = 0 ] && scripts/hugepages 512 >/dev/null 2>&1; then
+        MEMORY=huge
+    else
+        MEMORY=nohuge
+        echo "note: no hugepages (scripts/hugepages failed or not root): 4 KiB pages, expect swinging rates" >&2
+    fi
+fi
+case "$MEMORY" in
+    # --huge-unlink: no page files are left behind in /dev/hugepages.
+    huge) EAL_MEM=(-m 256 --huge-unlink) ;;
+    nohuge) EAL_MEM=(--no-huge -m 256 --no-shconf) ;;
+    *) echo "MEMORY=$MEMORY: huge, nohuge or auto" >&2; exit 1 ;;
+esac
 LCORES="0@$MAIN_CPU,1@$FWD_CPU"
 
 command -v dpdk-testpmd >/dev/null || { echo "dpdk-testpmd not found (scripts/setup installs dpdk)" >&2; exit 1; }
@@ -68,7 +89,7 @@ run_testpmd() {
     local mode=$1 len=$2 log="$OUT/testpmd-$1-$2.log" fifo="$OUT/fifo"
     rm -f "$fifo"; mkfifo "$fifo"
     # Line-buffered, so that each command's output follows its echo in the log.
-    stdbuf -oL dpdk-testpmd --lcores="$LCORES" --no-huge -m 256 --no-pci --no-shconf \
+    stdbuf -oL dpdk-testpmd --lcores="$LCORES" "${EAL_MEM[@]}" --no-pci \
         --file-prefix="$PREFIX-tp" "${VDEVS[@]}" --log-level=lib.eal:error -- \
         -i --nb-cores=1 --total-num-mbufs=8192 --port-topology=loop \
         --forward-mode="$mode" --txpkts="$len" --burst=32 <"$fifo" >"$log" 2>&1 &
@@ -115,12 +136,13 @@ EOF
 run_agent() {
     local len=$1
     "$DATAPATH_AGENT" --ports "$PORTS" --size "$len" --lcores "$LCORES" \
-        --file-prefix "$PREFIX-agent" --warmup "$WARMUP" --seconds "$DURATION" \
+        --file-prefix "$PREFIX-agent" --memory "$MEMORY" --warmup "$WARMUP" --seconds "$DURATION" \
         2>"$OUT/agent-$len.log"
 }
 
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
+echo "memory: $MEMORY" | tee "$OUT/memory"
 echo "loadavg start: $(cat /proc/loadavg)" | tee "$OUT/loadavg"
 for ((r = 1; r <= ROUNDS; r++)); do
     for size in $SIZES; do
@@ -142,9 +164,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 echo "loadavg end: $(cat /proc/loadavg)" | tee -a "$OUT/loadavg"
 
-python3 - "$RESULTS" "$QUICK" "$SIZES" <<'EOF'
+python3 - "$RESULTS" "$QUICK" "$SIZES" "$MEMORY" <<'EOF'
 import json, statistics, sys
-path, quick, sizes = sys.argv[1], sys.argv[2] == "1", [int(s) for s in sys.argv[3].split()]
+path, quick, sizes, memory = sys.argv[1], sys.argv[2] == "1", [int(s) for s in sys.argv[3].split()], sys.argv[4]
 rows = [json.loads(l) for l in open(path)]
 names = ["io", "macswap", "5tswap", "agent"]
 def key(r):
@@ -171,7 +193,7 @@ def ratio(size, a, b):
             v.append(x[0] / y[0])
     return statistics.median(v) if v else None
 print()
-print("Mpps per lcore (frames per second of the forwarding lcore's CPU time), "
+print(f"Mpps per lcore (frames per second of the forwarding lcore's CPU time, EAL memory: {memory}), "
       f"median of {len({r['round'] for r in rows})} round(s):")
 print()
 print("| frame (B) | testpmd io | testpmd macswap | testpmd 5tswap | dmpd agent | agent / macswap | agent / 5tswap | agent / io |")

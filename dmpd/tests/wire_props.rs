@@ -534,6 +534,7 @@ proptest! {
         if let Some(h) = m.check(&buf) {
             let f = DataFrame::new_checked(&buf[..]).unwrap();
             prop_assert_eq!(dmpd::wire::data::dpipe_of(h), f.dpipe());
+            prop_assert_eq!(dmpd::wire::data::dpipe_wire(h).swap_bytes(), f.dpipe());
             prop_assert_eq!(dmpd::wire::data::ptype_of(h), f.ptype());
             let (s, d, sp, dp, _) = f.five_tuple();
             let word = dmpd::wire::data::addrs_word(h);

@@ -769,17 +769,23 @@ impl Balancer {
         self.config.idle_gap_ns
     }
 
-    /// Counts one more packet of an active flow whose ports the caller
-    /// kept from an earlier decision under the current snapshot (see
+    /// For a packet of an active flow whose ports the caller kept from an
+    /// earlier decision under the current snapshot (see
     /// [`crate::flowcache`]): refreshes its bucket's activity time, which
     /// is all that deciding it again would change. `bucket` is
-    /// [`Self::bucket_of`] the flow's hash.
+    /// [`Self::bucket_of`] the flow's hash. The caller counts the packet
+    /// ([`Self::count_decisions`]).
     #[inline]
     pub fn touch_bucket(&mut self, now_ns: u64, bucket: u32) {
         if let Some(slot) = self.buckets.get_mut(bucket as usize) {
             slot.last_ns = now_ns.max(slot.last_ns);
         }
-        self.counters.decisions += 1;
+    }
+
+    /// Counts `n` packets decided without [`Self::decide`] (kept ports).
+    #[inline]
+    pub fn count_decisions(&mut self, n: u64) {
+        self.counters.decisions += n;
     }
 
     /// The bucket a key hash falls in.

@@ -7,7 +7,7 @@
 //! activity time. So the decision is made once per flow, as OVS's exact
 //! match cache does for its flows: a frame whose key is in the cache,
 //! decided under the current snapshot epoch less than the idle gap ago,
-//! gets the cached ports and touches its bucket ([`Balancer::touch`]); any
+//! gets the cached ports and touches its bucket ([`Balancer::touch_bucket`]); any
 //! other frame is hashed and decided as before and fills the slot.
 //!
 //! Why the result is the same as deciding every frame (the property test in
@@ -86,6 +86,34 @@ impl Lookup {
             epoch_tag: tag(balancer.epoch(), 0),
             now_ns,
             until_ns: now_ns.saturating_add(balancer.idle_gap_ns()),
+        }
+    }
+}
+
+/// A [`Decision`] as a slot keeps it: the tx port, and the rx port or
+/// [`NO_PORT`] for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    pub tx: u8,
+    pub rx: u8,
+}
+
+impl From<Decision> for Ports {
+    #[inline(always)]
+    fn from(d: Decision) -> Ports {
+        Ports {
+            tx: d.tx_port,
+            rx: d.rx_port.unwrap_or(NO_PORT),
+        }
+    }
+}
+
+impl From<Ports> for Decision {
+    #[inline(always)]
+    fn from(p: Ports) -> Decision {
+        Decision {
+            tx_port: p.tx,
+            rx_port: (p.rx != NO_PORT).then_some(p.rx),
         }
     }
 }
@@ -206,6 +234,20 @@ impl FlowCache {
         wire: u64,
         ptype: u8,
     ) -> Decision {
+        self.decide_ports(balancer, toeplitz, l, wire, ptype).into()
+    }
+
+    /// [`Self::decide_with`] in the cache's own form, with no `Option` to
+    /// build and take apart on a data path that indexes by port.
+    #[inline(always)]
+    pub fn decide_ports(
+        &mut self,
+        balancer: &mut Balancer,
+        toeplitz: &Toeplitz,
+        l: Lookup,
+        wire: u64,
+        ptype: u8,
+    ) -> Ports {
         let now_ns = l.now_ns;
         let set = Self::set_of(wire, ptype);
         let want = l.epoch_tag | u64::from(ptype);
@@ -215,11 +257,18 @@ impl FlowCache {
             // come from one lcore's clock).
             if slot.wire == wire && slot.tag == want && now_ns < slot.until_ns {
                 self.counters.hits += 1;
-                balancer.touch_bucket(now_ns, slot.bucket);
-                slot.until_ns = l.until_ns.max(slot.until_ns);
-                return Decision {
-                    tx_port: slot.tx,
-                    rx_port: (slot.rx != NO_PORT).then_some(slot.rx),
+                balancer.count_decisions(1);
+                // Used before at this very time (in this burst, most
+                // likely): its bucket was touched at `now_ns` then, and a
+                // bucket's time only grows. Touching it again would change
+                // nothing.
+                if slot.until_ns < l.until_ns {
+                    balancer.touch_bucket(now_ns, slot.bucket);
+                    slot.until_ns = l.until_ns;
+                }
+                return Ports {
+                    tx: slot.tx,
+                    rx: slot.rx,
                 };
             }
         }
@@ -236,17 +285,18 @@ impl FlowCache {
         wire: u64,
         ptype: u8,
         set: usize,
-    ) -> Decision {
+    ) -> Ports {
         let now_ns = l.now_ns;
         self.counters.misses += 1;
         let addrs = wire.swap_bytes();
         let hash = toeplitz.hash_array(&DmpdTuple::key_from_parts(addrs, ptype));
         let dnode = DmpdTuple::dnode_of_addrs(addrs);
         let d = balancer.decide(now_ns, hash, dnode);
-        if d.tx_port == NO_PORT {
+        let p = Ports::from(d);
+        if p.tx == NO_PORT {
             // No port is up: nothing worth keeping, and the balancer counts
             // every such frame.
-            return d;
+            return p;
         }
         // The least recently used way (an empty slot has time 0).
         let ways = &mut self.sets[set].0;
@@ -256,9 +306,9 @@ impl FlowCache {
             tag: tag(balancer.epoch(), ptype),
             until_ns: l.until_ns,
             bucket: balancer.bucket_of(hash) as u32,
-            tx: d.tx_port,
-            rx: d.rx_port.unwrap_or(NO_PORT),
+            tx: p.tx,
+            rx: p.rx,
         };
-        d
+        p
     }
 }

@@ -8,13 +8,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use dmpd::wire::data::{
-    addrs_wire, dpipe_of, ptype_of, turn_around, DataFrame, DataMatcher, HEADER_LEN,
+    addrs_wire, dpipe_wire, ptype_of, turn_around, DataFrame, DataMatcher, HEADER_LEN,
 };
 use dmpd::wire::Kind;
 use ffi::Mbuf;
 use ffi::{cycles, MbufBurst, QueueId};
-use lb::balancer::{Balancer, Decision, MAX_PORTS, NO_PORT};
-use lb::flowcache::{FlowCache, Lookup};
+use lb::balancer::{Balancer, MAX_PORTS, NO_PORT};
+use lb::flowcache::{FlowCache, Lookup, Ports};
 use lb::toeplitz::Toeplitz;
 use lb::tuple::DmpdTuple;
 
@@ -178,15 +178,20 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 }
                 if let Some((hp, hq)) = held.take() {
                     let qc = &shared.ports[hp].rx_counters[hq as usize];
-                    dispatch_burst(
-                        &shared,
-                        qc,
-                        hp as u16,
-                        &mut rx[cur],
-                        &mut scratch,
-                        &mut txp,
-                        &mut run,
-                    );
+                    let (p, b) = (hp as u16, &mut rx[cur]);
+                    if txp.balancing {
+                        dispatch_burst::<true>(&shared, qc, p, b, &mut scratch, &mut txp, &mut run);
+                    } else {
+                        dispatch_burst::<false>(
+                            &shared,
+                            qc,
+                            p,
+                            b,
+                            &mut scratch,
+                            &mut txp,
+                            &mut run,
+                        );
+                    }
                 }
                 if got.is_some() {
                     held = got;
@@ -404,7 +409,7 @@ enum Unsent {
     Full,
 }
 
-/// No node in [`RouteMemo::node`].
+/// No node in [`RouteMemo::node_wire`].
 const NO_NODE: u32 = u32::MAX;
 
 /// The last destination's rx MACs, copied out of the routes: bursts mostly
@@ -414,8 +419,9 @@ struct RouteMemo {
     /// The routes the memo was taken from. Held, so that a newer table
     /// can never be a new allocation at the same address.
     routes: Option<Arc<Routes>>,
-    /// The node, or [`NO_NODE`].
-    node: u32,
+    /// The node as [`dnode_wire`] gives it (no byte swap per frame), or
+    /// [`NO_NODE`].
+    node_wire: u32,
     /// How many rx ports the node has (0: not known).
     n: usize,
     /// By a decision's rx port (`NO_PORT` when it has none): the node's rx
@@ -433,7 +439,7 @@ impl RouteMemo {
     fn new() -> Self {
         RouteMemo {
             routes: None,
-            node: NO_NODE,
+            node_wire: NO_NODE,
             n: 0,
             dst: [0; 256],
         }
@@ -480,7 +486,7 @@ impl<'a> TxPath<'a> {
             .is_some_and(|r| Arc::ptr_eq(r, &routes))
         {
             memo.routes = Some(Arc::clone(&routes));
-            memo.node = NO_NODE;
+            memo.node_wire = NO_NODE;
         }
         TxPath {
             lookup,
@@ -496,19 +502,21 @@ impl<'a> TxPath<'a> {
         }
     }
 
-    /// How many rx ports `dnode` has (0: unknown node).
+    /// How many rx ports the node of [`dnode_wire`] `node` has (0:
+    /// unknown node).
     #[inline(always)]
-    fn route(&mut self, dnode: u16) -> usize {
-        if self.memo.node != u32::from(dnode) {
-            self.load_route(dnode);
+    fn route(&mut self, node: u16) -> usize {
+        if self.memo.node_wire != u32::from(node) {
+            self.load_route(node);
         }
         self.memo.n
     }
 
     #[inline(never)]
-    fn load_route(&mut self, dnode: u16) {
+    fn load_route(&mut self, node: u16) {
         let m = &mut *self.memo;
-        m.node = u32::from(dnode);
+        m.node_wire = u32::from(node);
+        let dnode = node.swap_bytes();
         m.n = 0;
         m.dst = [0; 256];
         // The routes the memo holds (TxPath::new took the current ones).
@@ -523,39 +531,51 @@ impl<'a> TxPath<'a> {
 
     /// The ports of a frame with DMPD key `wire` (header bytes 22..30:
     /// snode, dnode, spipe, dpipe, read as a little-endian word) and
-    /// `ptype`, to `dnode`: per flow through the cache with balancing on;
-    /// the paper's baseline (hash modulo the port counts) with it off.
+    /// `ptype`: per flow through the cache with balancing on; the paper's
+    /// baseline (hash modulo the port counts) with it off.
     #[inline(always)]
-    fn decide(&mut self, wire: u64, ptype: u8, dnode: u16) -> Decision {
+    fn decide(&mut self, wire: u64, ptype: u8) -> Ports {
         if self.balancing {
+            self.decide_as::<true>(wire, ptype)
+        } else {
+            self.decide_as::<false>(wire, ptype)
+        }
+    }
+
+    /// [`Self::decide`] with the balancing switch known at compile time:
+    /// the received-frame loop is built once for each.
+    #[inline(always)]
+    fn decide_as<const BALANCING: bool>(&mut self, wire: u64, ptype: u8) -> Ports {
+        if BALANCING {
             return self
                 .cache
-                .decide_with(self.balancer, self.toeplitz, self.lookup, wire, ptype);
+                .decide_ports(self.balancer, self.toeplitz, self.lookup, wire, ptype);
         }
         let hash = self
             .toeplitz
             .hash_array(&DmpdTuple::key_from_parts(wire.swap_bytes(), ptype));
         let n_ports = self.shared.ports.len() as u32;
-        let n_rx = self.route(dnode);
-        Decision {
-            tx_port: (hash % n_ports) as u8,
-            rx_port: (n_rx > 0).then(|| (hash % n_rx as u32) as u8),
+        let n_rx = self.route(dnode_wire(wire));
+        Ports {
+            tx: (hash % n_ports) as u8,
+            rx: if n_rx > 0 {
+                (hash % n_rx as u32) as u8
+            } else {
+                NO_PORT
+            },
         }
     }
 
-    /// Where a frame decided `d` to `dnode` goes: its tx port's state and
-    /// the destination MAC ([`mac_word`]).
+    /// Where a frame decided `d`, to the node of [`dnode_wire`] `node`,
+    /// goes: its tx port's state and the destination MAC ([`mac_word`]).
     #[inline(always)]
-    fn place(&mut self, d: Decision, dnode: u16) -> Result<(&mut PortState, u64), Unsent> {
-        if self.memo.node != u32::from(dnode) {
-            self.load_route(dnode);
+    fn place(&mut self, d: Ports, node: u16) -> Result<(&mut PortState, u64), Unsent> {
+        if self.memo.node_wire != u32::from(node) {
+            self.load_route(node);
         }
-        let dst = self.memo.dst[usize::from(d.rx_port.unwrap_or(NO_PORT))];
+        let dst = self.memo.dst[usize::from(d.rx)];
         // NO_PORT, or a port beyond ours (a balancer bug: counted).
-        let st = self
-            .ps
-            .get_mut(usize::from(d.tx_port))
-            .ok_or(Unsent::NoPort)?;
+        let st = self.ps.get_mut(usize::from(d.tx)).ok_or(Unsent::NoPort)?;
         if dst & MAC_VALID == 0 {
             return Err(Unsent::NoRoute);
         }
@@ -572,16 +592,15 @@ impl<'a> TxPath<'a> {
             return Err((m, Unsent::NoPort));
         };
         let wire = addrs_wire(h);
-        let dnode = dnode_of_wire(wire);
-        let d = self.decide(wire, ptype_of(h), dnode);
+        let d = self.decide(wire, ptype_of(h));
         let macs = &self.consts.src_macs;
-        let (st, dst) = match self.place(d, dnode) {
+        let (st, dst) = match self.place(d, dnode_wire(wire)) {
             Ok(p) => p,
             Err(why) => return Err((m, why)),
         };
         // The application's frame: its EtherType is not ours to assume.
         h[..6].copy_from_slice(&dst.to_le_bytes()[..6]);
-        h[6..12].copy_from_slice(&macs[usize::from(d.tx_port) % MAX_PORTS]);
+        h[6..12].copy_from_slice(&macs[usize::from(d.tx) % MAX_PORTS]);
         st.stage(m, len).map_err(|m| (m, Unsent::Full))
     }
 
@@ -590,12 +609,14 @@ impl<'a> TxPath<'a> {
     /// Returns its tx port's state, to stage it; on an error the frame is
     /// turned round but its MACs are untouched.
     #[inline(always)]
-    fn echo(&mut self, h: &mut [u8; HEADER_LEN]) -> Result<&mut PortState, Unsent> {
+    fn echo<const BALANCING: bool>(
+        &mut self,
+        h: &mut [u8; HEADER_LEN],
+    ) -> Result<&mut PortState, Unsent> {
         let wire = turn_around(h);
-        let dnode = dnode_of_wire(wire);
-        let d = self.decide(wire, ptype_of(h), dnode);
-        let src = self.consts.src_words[usize::from(d.tx_port) % MAX_PORTS];
-        let (st, dst) = self.place(d, dnode)?;
+        let d = self.decide_as::<BALANCING>(wire, ptype_of(h));
+        let src = self.consts.src_words[usize::from(d.tx) % MAX_PORTS];
+        let (st, dst) = self.place(d, dnode_wire(wire))?;
         // Two overlapping stores: the destination MAC (and two bytes the
         // second store overwrites), then the source MAC and the EtherType
         // the matcher checked.
@@ -606,9 +627,17 @@ impl<'a> TxPath<'a> {
 }
 
 /// The destination node of a header's [`addrs_wire`] word.
-#[inline(always)]
+#[cfg(test)]
 fn dnode_of_wire(wire: u64) -> u16 {
     DmpdTuple::dnode_of_addrs(wire.swap_bytes())
+}
+
+/// The destination node's two bytes in a header's [`addrs_wire`] word,
+/// as they lie in memory (`dnode_of_wire(w) == dnode_wire(w).swap_bytes()`):
+/// what the route memo is keyed by, with no byte swap per frame.
+#[inline(always)]
+fn dnode_wire(wire: u64) -> u16 {
+    (wire >> 16) as u16
 }
 
 /// How the frames of the current run (same pipe) are handled.
@@ -633,8 +662,9 @@ enum RunMode {
 /// of one pipe on several ports cost one lookup and one set of atomic
 /// adds, not one per burst.
 struct Run {
-    /// The pipe id, or `u32::MAX` before the first data frame.
-    id: u32,
+    /// The pipe id as [`dpipe_wire`] reads it (no byte swap per frame),
+    /// or `u32::MAX` before the first data frame.
+    id_wire: u32,
     pipe: Option<PipeGuard>,
     mode: RunMode,
     /// Frames and bytes of the direct echo, staged or not.
@@ -663,7 +693,7 @@ impl Echoed {
 impl Run {
     fn idle() -> Run {
         Run {
-            id: u32::MAX,
+            id_wire: u32::MAX,
             pipe: None,
             mode: RunMode::Idle,
             echoed: Echoed::default(),
@@ -672,9 +702,10 @@ impl Run {
         }
     }
 
+    /// The run of pipe `id_wire` ([`dpipe_wire`]).
     #[inline(never)]
-    fn open(shared: &Shared, id: u16) -> Run {
-        let pipe = shared.pipes.load(id);
+    fn open(shared: &Shared, id_wire: u16) -> Run {
+        let pipe = shared.pipes.load(id_wire.swap_bytes());
         let mode = match &pipe {
             None => RunMode::NoPipe,
             Some(g) => {
@@ -687,7 +718,7 @@ impl Run {
             }
         };
         Run {
-            id: u32::from(id),
+            id_wire: u32::from(id_wire),
             pipe,
             mode,
             ..Run::idle()
@@ -733,9 +764,12 @@ impl Run {
 /// enqueue per run of frames for the same pipe), or, for an echo pipe,
 /// straight back out through the balancer. Every drop is counted and
 /// freed. Not inlined: the per-frame loop gets the registers to itself.
+///
+/// `BALANCING` is the switch read for this loop step: one build of the
+/// loop each, so that the per-frame path does not test it.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn dispatch_burst(
+fn dispatch_burst<const BALANCING: bool>(
     shared: &Shared,
     qc: &C,
     port: u16,
@@ -765,8 +799,8 @@ fn dispatch_burst(
             }
             continue;
         };
-        let id = dpipe_of(h);
-        if run.id != u32::from(id) {
+        let id = dpipe_wire(h);
+        if run.id_wire != u32::from(id) {
             run.echoed.add(std::mem::take(&mut echoed));
             run.deliver(shared, qc, &mut s.run);
             std::mem::replace(run, Run::open(shared, id)).close(shared);
@@ -779,7 +813,7 @@ fn dispatch_burst(
             }
             continue;
         }
-        match tx.echo(h) {
+        match tx.echo::<BALANCING>(h) {
             Ok(st) => match st.stage(m, len) {
                 Ok(()) => {
                     echoed.frames += 1;
@@ -1000,9 +1034,13 @@ mod tests {
             t.to_bytes()
         );
         assert_eq!(dnode_of_wire(wire), 0x0304);
+        assert_eq!(dnode_wire(wire).swap_bytes(), 0x0304);
+        assert_eq!(dpipe_wire(h).swap_bytes(), 0x0708);
         let turned = turn_around(h);
         assert_eq!(dnode_of_wire(turned), 0x0102);
-        assert_eq!(dpipe_of(h), 0x0506);
+        assert_eq!(dnode_wire(turned).swap_bytes(), 0x0102);
+        assert_eq!(dmpd::wire::data::dpipe_of(h), 0x0506);
+        assert_eq!(dpipe_wire(h).swap_bytes(), 0x0506);
     }
 
     #[test]

@@ -93,7 +93,8 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mem = match a.memory.as_str() {
         "nohuge" => "\"--no-huge\", \"--no-shconf\", ",
-        "huge" => "",
+        // Unlinked once mapped: no page files left in /dev/hugepages.
+        "huge" => "\"--huge-unlink\", ",
         other => return Err(format!("--memory {other}: huge or nohuge").into()),
     };
     if !(60..=1514).contains(&a.size) {

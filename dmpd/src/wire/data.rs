@@ -346,6 +346,14 @@ pub fn dpipe_of(h: &[u8; HEADER_LEN]) -> u16 {
     u16::from_be_bytes([h[field::DPIPE.start], h[field::DPIPE.start + 1]])
 }
 
+/// The destination pipe's two bytes as they lie in memory, read as a
+/// little-endian `u16` (no byte swap): `dpipe_wire(h).swap_bytes() ==
+/// dpipe_of(h)`. A data path compares it with the last frame's.
+#[inline(always)]
+pub fn dpipe_wire(h: &[u8; HEADER_LEN]) -> u16 {
+    u16::from_le_bytes([h[field::DPIPE.start], h[field::DPIPE.start + 1]])
+}
+
 /// Data header values (the payload stays in the buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DataRepr {
