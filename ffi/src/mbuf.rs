@@ -263,10 +263,11 @@ impl<const N: usize> MbufBurst<N> {
     /// Adds an mbuf; gives it back when full.
     #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == N {
+        // One test for "full" and the index (len never exceeds N).
+        let Some(slot) = self.ptrs.get_mut(self.len) else {
             return Err(m);
-        }
-        self.ptrs[self.len] = m.into_raw().as_ptr();
+        };
+        *slot = m.into_raw().as_ptr();
         self.len += 1;
         Ok(())
     }

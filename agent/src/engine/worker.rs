@@ -70,14 +70,16 @@ struct PathConsts {
     matcher: DataMatcher,
     /// Per local port, header bytes 6..14 of a frame it sends: its MAC
     /// and the EtherType, as a little-endian word (one store per frame).
-    src_words: [u64; MAX_PORTS],
+    /// Every `u8` indexes it (a port beyond ours finds 0 and is refused
+    /// by the staging lookup after): no mask or bounds check per frame.
+    src_words: [u64; 256],
     /// The same MACs as bytes, for frames whose EtherType was not checked.
     src_macs: [[u8; 6]; MAX_PORTS],
 }
 
 impl PathConsts {
     fn new(shared: &Shared) -> Self {
-        let mut src_words = [0u64; MAX_PORTS];
+        let mut src_words = [0u64; 256];
         let mut src_macs = [[0u8; 6]; MAX_PORTS];
         let et = shared.ethertype.to_be_bytes();
         for (i, p) in shared.ports.iter().enumerate().take(MAX_PORTS) {
@@ -615,7 +617,7 @@ impl<'a> TxPath<'a> {
     ) -> Result<&mut PortState, Unsent> {
         let wire = turn_around(h);
         let d = self.decide_as::<BALANCING>(wire, ptype_of(h));
-        let src = self.consts.src_words[usize::from(d.tx) % MAX_PORTS];
+        let src = self.consts.src_words[usize::from(d.tx)];
         let (st, dst) = self.place(d, dnode_wire(wire))?;
         // Two overlapping stores: the destination MAC (and two bytes the
         // second store overwrites), then the source MAC and the EtherType
