@@ -16,7 +16,8 @@ SIZE=${SIZE:-60}; SECONDS_EACH=${SECONDS_EACH:-1.5}
 MEMORY=${MEMORY:-auto}
 if [ "$MEMORY" = auto ]; then
     MEMORY=nohuge
-    [ "$EUID" = 0 ] && scripts/hugepages 512 >/dev/null 2>&1 && MEMORY=huge
+    [ "$EUID" = 0 ] && scripts/hugepages 512 >/dev/null 2>&1 &&
+        [ "$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)" -ge 128 ] && MEMORY=huge
 fi
 echo "memory: $MEMORY"
 echo "loadavg start: $(cat /proc/loadavg)"
