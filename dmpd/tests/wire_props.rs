@@ -542,8 +542,10 @@ proptest! {
             let mut t = buf.clone();
             let th = m.check_mut(&mut t).unwrap();
             prop_assert_eq!(dmpd::wire::data::addrs_wire(th).swap_bytes(), word);
+            let before = dmpd::wire::data::addrs_wire(th);
             let turned = dmpd::wire::data::turn_around(th);
             prop_assert_eq!(turned, dmpd::wire::data::addrs_wire(th));
+            prop_assert_eq!(turned, dmpd::wire::data::turned_wire(before));
             let g = DataFrame::new_checked(&t[..]).unwrap();
             prop_assert_eq!(g.five_tuple(), (d, s, dp, sp, f.ptype()));
             prop_assert_eq!(&t[..22], &buf[..22]);

@@ -319,15 +319,14 @@ impl<const N: usize> MbufBurst<N> {
     }
 
     /// Moves every mbuf out, in order, like [`Self::drain`], with DPDK's
-    /// l2fwd prefetching: every mbuf header first, then the packet data
-    /// [`PREFETCH_AHEAD`] frames ahead of the one handed out, so that the
-    /// caller's first read of each frame does not wait for memory.
+    /// l2fwd prefetching of the packet data [`PREFETCH_AHEAD`] frames
+    /// ahead of the one handed out, so that the caller's first read of
+    /// each frame does not wait for memory. The data's address is in the
+    /// mbuf header: call [`Self::prefetch_headers`] when the burst comes
+    /// in, some work before this.
     pub fn drain_prefetched(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let n = std::mem::replace(&mut self.len, 0);
         let ptrs = &self.ptrs[..n];
-        for &p in ptrs {
-            prefetch(p as *const u8);
-        }
         for &p in &ptrs[..n.min(PREFETCH_AHEAD)] {
             prefetch_data(p);
         }

@@ -248,35 +248,61 @@ impl FlowCache {
         wire: u64,
         ptype: u8,
     ) -> Ports {
-        let now_ns = l.now_ns;
+        match self.hit(balancer, l, wire, ptype) {
+            Some(p) => {
+                self.count_hits(balancer, 1);
+                p
+            }
+            None => self.miss(balancer, toeplitz, l, wire, ptype),
+        }
+    }
+
+    /// The hit half of [`Self::decide_ports`], for a data path's fast
+    /// loop: the cached ports of a valid slot (its bucket touched as on a
+    /// hit), or `None`, and then nothing changed but, possibly, a bucket's
+    /// activity time at `now` (which deciding the frame sets anyway). A
+    /// hit is not counted: the caller adds its hits with
+    /// [`Self::count_hits`], once per burst.
+    #[inline(always)]
+    pub fn hit(
+        &mut self,
+        balancer: &mut Balancer,
+        l: Lookup,
+        wire: u64,
+        ptype: u8,
+    ) -> Option<Ports> {
         let set = Self::set_of(wire, ptype);
         let want = l.epoch_tag | u64::from(ptype);
         for slot in self.sets[set].0.iter_mut() {
             // Within the idle gap of its last use: `now - last < gap`, as
             // the balancer tests a bucket (times do not go backwards: they
             // come from one lcore's clock).
-            if slot.wire == wire && slot.tag == want && now_ns < slot.until_ns {
-                self.counters.hits += 1;
-                balancer.count_decisions(1);
+            if slot.wire == wire && slot.tag == want && l.now_ns < slot.until_ns {
                 // Used before at this very time (in this burst, most
                 // likely): its bucket was touched at `now_ns` then, and a
                 // bucket's time only grows. Touching it again would change
                 // nothing.
                 if slot.until_ns < l.until_ns {
-                    balancer.touch_bucket(now_ns, slot.bucket);
+                    balancer.touch_bucket(l.now_ns, slot.bucket);
                     slot.until_ns = l.until_ns;
                 }
-                return Ports {
+                return Some(Ports {
                     tx: slot.tx,
                     rx: slot.rx,
-                };
+                });
             }
         }
-        self.miss(balancer, toeplitz, l, wire, ptype, set)
+        None
+    }
+
+    /// Counts `n` hits of [`Self::hit`] (and as many balancer decisions).
+    #[inline]
+    pub fn count_hits(&mut self, balancer: &mut Balancer, n: u64) {
+        self.counters.hits += n;
+        balancer.count_decisions(n);
     }
 
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     fn miss(
         &mut self,
         balancer: &mut Balancer,
@@ -284,9 +310,9 @@ impl FlowCache {
         l: Lookup,
         wire: u64,
         ptype: u8,
-        set: usize,
     ) -> Ports {
         let now_ns = l.now_ns;
+        let set = Self::set_of(wire, ptype);
         self.counters.misses += 1;
         let addrs = wire.swap_bytes();
         let hash = toeplitz.hash_array(&DmpdTuple::key_from_parts(addrs, ptype));
@@ -298,17 +324,77 @@ impl FlowCache {
             // every such frame.
             return p;
         }
-        // The least recently used way (an empty slot has time 0).
+        // The flow's own slot if it is still there, expired or from an
+        // older epoch (else a stale copy would stay in the set, and every
+        // hit on the live one would test it first while it lasts), else
+        // the least recently used way (an empty slot has time 0).
         let ways = &mut self.sets[set].0;
-        let i = (0..WAYS).min_by_key(|&i| ways[i].until_ns).unwrap_or(0);
+        let t = tag(balancer.epoch(), ptype);
+        let i = (0..WAYS)
+            .find(|&i| ways[i].wire == wire && ways[i].tag as u8 == ptype)
+            .or_else(|| (0..WAYS).min_by_key(|&i| ways[i].until_ns))
+            .unwrap_or(0);
         ways[i] = Slot {
             wire,
-            tag: tag(balancer.epoch(), ptype),
+            tag: t,
             until_ns: l.until_ns,
             bucket: balancer.bucket_of(hash) as u32,
             tx: p.tx,
             rx: p.rx,
         };
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balancer::{BalancerConfig, Controller};
+    use crate::load::{LoadConfig, PortSample};
+
+    /// Header bytes 22..30 of a flow from node 9 pipe `spipe` to node 1
+    /// pipe 1, as `addrs_wire` reads them.
+    fn wire(spipe: u16) -> u64 {
+        let [a, b] = spipe.to_be_bytes();
+        u64::from_le_bytes([0, 9, 0, 1, a, b, 0, 1])
+    }
+
+    /// A flow that comes back after its slot expired, or after a new
+    /// snapshot, takes that slot again: a second copy would be tested,
+    /// stale, before the live one on every hit.
+    #[test]
+    fn an_expired_flow_refills_its_own_slot() {
+        let mut c = Controller::new(2, LoadConfig::default()).unwrap();
+        c.set_remote_node(1, &[0.0, 0.0], 0b11).unwrap();
+        c.record_samples(&[PortSample::default(); 2]).unwrap();
+        c.publish();
+        let gap = 1_000;
+        let mut b = c
+            .balancer(BalancerConfig {
+                idle_gap_ns: gap,
+                ..BalancerConfig::default()
+            })
+            .unwrap();
+        let t = Toeplitz::default();
+        let mut cache = FlowCache::new();
+        let a = wire(0);
+        let set = FlowCache::set_of(a, 0);
+        let copies = |cache: &FlowCache| cache.sets[set].0.iter().filter(|s| s.wire == a).count();
+        for (k, now) in [1, 1 + 2 * gap, 1 + 4 * gap, 2 + 4 * gap]
+            .into_iter()
+            .enumerate()
+        {
+            if k == 3 {
+                // A new snapshot (epoch) while the slot is still in time.
+                c.publish();
+            }
+            b.refresh(now);
+            let l = Lookup::new(&b, now);
+            assert!(cache.hit(&mut b, l, a, 0).is_none(), "expired at {now}");
+            cache.decide_ports(&mut b, &t, l, a, 0);
+            assert_eq!(copies(&cache), 1, "at {now}");
+            assert!(cache.hit(&mut b, l, a, 0).is_some());
+        }
+        assert_eq!(cache.counters().misses, 4);
     }
 }

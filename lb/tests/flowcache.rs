@@ -5,10 +5,13 @@
 //! nodes), time passing across the idle gap, new load samples, ports and
 //! remote nodes going down and up. One balancer decides every frame
 //! (`Toeplitz::hash_array` + `Balancer::decide`); the other goes through a
-//! `FlowCache`. Every decision and the balancers' counters must agree.
+//! `FlowCache`. Every decision and the balancers' counters must agree. A
+//! third pair goes through a cache as the agent's fast loop does: `hit`
+//! first, hits counted in batches, `decide_ports` for the rest.
 
+use lb::balancer::Decision;
 use lb::balancer::{BalancerConfig, Controller};
-use lb::flowcache::FlowCache;
+use lb::flowcache::{FlowCache, Lookup};
 use lb::load::{LoadConfig, PortSample};
 use lb::toeplitz::Toeplitz;
 use lb::tuple::DmpdTuple;
@@ -92,10 +95,14 @@ proptest! {
             idle_gap_ns: GAP,
             ..BalancerConfig::default()
         };
-        let (mut ca, mut cb) = (controller(), controller());
+        let (mut ca, mut cb, mut cc) = (controller(), controller(), controller());
         let (mut a, mut b) = (ca.balancer(config).unwrap(), cb.balancer(config).unwrap());
+        let mut c = cc.balancer(config).unwrap();
         let toeplitz = Toeplitz::default();
         let mut cache = FlowCache::new();
+        let mut fast = FlowCache::new();
+        // Hits of the fast cache not counted yet (counted in batches).
+        let mut pending = 0u64;
         let mut now = 1u64;
         for op in ops {
             match op {
@@ -107,21 +114,35 @@ proptest! {
                     b.refresh(now);
                     let got = cache.decide(&mut b, &toeplitz, now, &key);
                     prop_assert_eq!(got, want, "flow {} at {}", flow, now);
+                    c.refresh(now);
+                    let l = Lookup::new(&c, now);
+                    let wire = u64::from_le_bytes(key[..8].try_into().unwrap());
+                    let got = match fast.hit(&mut c, l, wire, key[8]) {
+                        Some(p) => {
+                            pending += 1;
+                            p
+                        }
+                        None => fast.decide_ports(&mut c, &toeplitz, l, wire, key[8]),
+                    };
+                    prop_assert_eq!(Decision::from(got), want, "fast, flow {} at {}", flow, now);
+                    if dt_ns > 0 {
+                        fast.count_hits(&mut c, std::mem::take(&mut pending));
+                    }
                 }
                 Op::Samples(u) => {
-                    for c in [&mut ca, &mut cb] {
+                    for c in [&mut ca, &mut cb, &mut cc] {
                         c.record_samples(&samples(&u)).unwrap();
                         c.publish();
                     }
                 }
                 Op::Port { port, up } => {
-                    for c in [&mut ca, &mut cb] {
+                    for c in [&mut ca, &mut cb, &mut cc] {
                         c.set_port_available(usize::from(port), up).unwrap();
                         c.publish();
                     }
                 }
                 Op::Remote { node, avail, gone } => {
-                    for c in [&mut ca, &mut cb] {
+                    for c in [&mut ca, &mut cb, &mut cc] {
                         if gone {
                             c.remove_remote_node(node);
                         } else {
@@ -135,6 +156,11 @@ proptest! {
         prop_assert_eq!(a.counters().decisions, b.counters().decisions);
         prop_assert_eq!(a.counters().placements, b.counters().placements);
         prop_assert_eq!(a.counters().rebalanced, b.counters().rebalanced);
+        fast.count_hits(&mut c, pending);
+        prop_assert_eq!(a.counters().decisions, c.counters().decisions);
+        prop_assert_eq!(a.counters().placements, c.counters().placements);
+        prop_assert_eq!(a.counters().rebalanced, c.counters().rebalanced);
+        prop_assert_eq!(cache.counters(), fast.counters());
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use dmpd::wire::data::{
-    addrs_wire, dpipe_wire, ptype_of, turn_around, DataFrame, DataMatcher, HEADER_LEN,
+    addrs_wire, dpipe_wire, ptype_of, set_addrs_wire, turn_around, turned_wire, DataFrame,
+    DataMatcher, HEADER_LEN,
 };
 use dmpd::wire::Kind;
 use ffi::Mbuf;
@@ -45,11 +46,15 @@ pub struct Worker {
     pub backoff: Backoff,
 }
 
+/// `repr(C)`, byte count first: kept away from the staging queue's
+/// length, the two per-frame adds stay two adds (side by side, LLVM
+/// merges them into six vector instructions).
+#[repr(C)]
 struct PortState {
-    staging: MbufBurst<STAGING>,
     /// Bytes of the frames in `staging`: the tx byte counter needs no pass
     /// over the frames when a whole staging queue goes out.
     staged_bytes: u64,
+    staging: MbufBurst<STAGING>,
     pacer: Option<Pacer>,
     ctl_pending: MbufBurst<BURST>,
 }
@@ -626,6 +631,73 @@ impl<'a> TxPath<'a> {
         *h[6..].first_chunk_mut::<8>().expect("in the header") = src.to_le_bytes();
         Ok(st)
     }
+
+    /// The common case of a direct echo run with balancing on, in a loop
+    /// of its own that keeps little state: frames of pipe `id_wire`
+    /// ([`dpipe_wire`]) that the matcher accepts, whose flow is in the
+    /// cache, whose destination is the memo's node with a known MAC and
+    /// whose tx port has room are turned round, addressed and staged,
+    /// exactly as [`Self::echo`] and a stage would. Stops at the first
+    /// frame that is anything else and gives it back as it came, for the
+    /// general path (which decides it, counts it or takes a new run).
+    /// Returns that frame (`None`: the burst is done) and what was staged.
+    #[inline(never)]
+    fn echo_fast<I: Iterator<Item = Mbuf>>(
+        &mut self,
+        frames: &mut I,
+        id_wire: u16,
+    ) -> (Option<Mbuf>, Echoed) {
+        let matcher = self.consts.matcher;
+        let node = self.memo.node_wire;
+        let mut done = Echoed::default();
+        let next = loop {
+            let Some(mut m) = frames.next() else {
+                break None;
+            };
+            let len = m.len();
+            let Some(h) = matcher.check_mut(m.data_mut()) else {
+                break Some(m);
+            };
+            let wire = turned_wire(addrs_wire(h));
+            if dpipe_wire(h) != id_wire || u32::from(dnode_wire(wire)) != node {
+                break Some(m);
+            }
+            let Some(p) = self
+                .cache
+                .hit(self.balancer, self.lookup, wire, ptype_of(h))
+            else {
+                break Some(m);
+            };
+            let dst = self.memo.dst[usize::from(p.rx)];
+            let src = self.consts.src_words[usize::from(p.tx)];
+            let Some(st) = self.ps.get_mut(usize::from(p.tx)) else {
+                break Some(m);
+            };
+            if dst & MAC_VALID == 0 {
+                break Some(m);
+            }
+            set_addrs_wire(h, wire);
+            *h.first_chunk_mut::<8>().expect("in the header") = dst.to_le_bytes();
+            *h[6..].first_chunk_mut::<8>().expect("in the header") = src.to_le_bytes();
+            match st.stage(m, len) {
+                Ok(()) => {
+                    done.frames += 1;
+                    done.bytes += len as u64;
+                }
+                // Staging is full: the frame goes back to the general path
+                // as it came, turned round again (it moves the run to the
+                // pipe's ring, whose path sets the MACs again).
+                Err(mut m) => {
+                    if let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() {
+                        turn_around(h);
+                    }
+                    break Some(m);
+                }
+            }
+        };
+        self.cache.count_hits(self.balancer, done.frames);
+        (next, done)
+    }
 }
 
 /// The destination node of a header's [`addrs_wire`] word.
@@ -785,7 +857,19 @@ fn dispatch_burst<const BALANCING: bool>(
     // This burst's part of the run, in registers.
     let mut echoed = Echoed::default();
     let matcher = tx.consts.matcher;
-    for mut m in rx.drain_prefetched() {
+    let mut frames = rx.drain_prefetched();
+    loop {
+        // Within a direct echo run, the common case takes the fast loop;
+        // what it gives back, and everything else, is handled here.
+        let next = if BALANCING && run.mode == RunMode::Direct {
+            let (next, done) = tx.echo_fast(&mut frames, run.id_wire as u16);
+            echoed.add(done);
+            bytes += done.bytes;
+            next
+        } else {
+            frames.next()
+        };
+        let Some(mut m) = next else { break };
         let len = m.len();
         bytes += len as u64;
         let Some(h) = matcher.check_mut(m.data_mut()) else {

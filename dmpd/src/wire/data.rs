@@ -323,15 +323,26 @@ pub fn addrs_wire(h: &[u8; HEADER_LEN]) -> u64 {
 /// byte order.
 #[inline(always)]
 pub fn turn_around(h: &mut [u8; HEADER_LEN]) -> u64 {
-    let w: &mut [u8; 8] = h[field::SNODE.start..]
-        .first_chunk_mut::<8>()
-        .expect("in the header");
-    let v = u64::from_le_bytes(*w);
-    let lo = (v as u32).rotate_left(16);
-    let hi = ((v >> 32) as u32).rotate_left(16);
-    let turned = u64::from(hi) << 32 | u64::from(lo);
-    *w = turned.to_le_bytes();
+    let turned = turned_wire(addrs_wire(h));
+    set_addrs_wire(h, turned);
     turned
+}
+
+/// The [`addrs_wire`] word of a frame turned round, without writing it:
+/// for a data path that decides before it changes the frame.
+#[inline(always)]
+pub fn turned_wire(wire: u64) -> u64 {
+    let lo = (wire as u32).rotate_left(16);
+    let hi = ((wire >> 32) as u32).rotate_left(16);
+    u64::from(hi) << 32 | u64::from(lo)
+}
+
+/// Writes header bytes 22..30 from an [`addrs_wire`] word.
+#[inline(always)]
+pub fn set_addrs_wire(h: &mut [u8; HEADER_LEN], wire: u64) {
+    *h[field::SNODE.start..]
+        .first_chunk_mut::<8>()
+        .expect("in the header") = wire.to_le_bytes();
 }
 
 /// The packet type of a checked data header.
