@@ -624,11 +624,7 @@ impl<'a> TxPath<'a> {
         let d = self.decide_as::<BALANCING>(wire, ptype_of(h));
         let src = self.consts.src_words[usize::from(d.tx)];
         let (st, dst) = self.place(d, dnode_wire(wire))?;
-        // Two overlapping stores: the destination MAC (and two bytes the
-        // second store overwrites), then the source MAC and the EtherType
-        // the matcher checked.
-        *h.first_chunk_mut::<8>().expect("in the header") = dst.to_le_bytes();
-        *h[6..].first_chunk_mut::<8>().expect("in the header") = src.to_le_bytes();
+        set_macs(h, dst, src);
         Ok(st)
     }
 
@@ -677,8 +673,7 @@ impl<'a> TxPath<'a> {
                 break Some(m);
             }
             set_addrs_wire(h, wire);
-            *h.first_chunk_mut::<8>().expect("in the header") = dst.to_le_bytes();
-            *h[6..].first_chunk_mut::<8>().expect("in the header") = src.to_le_bytes();
+            set_macs(h, dst, src);
             match st.stage(m, len) {
                 Ok(()) => {
                     done.frames += 1;
@@ -688,15 +683,32 @@ impl<'a> TxPath<'a> {
                 // as it came, turned round again (it moves the run to the
                 // pipe's ring, whose path sets the MACs again).
                 Err(mut m) => {
-                    if let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() {
-                        turn_around(h);
-                    }
+                    turn_back(&mut m);
                     break Some(m);
                 }
             }
         };
         self.cache.count_hits(self.balancer, done.frames);
         (next, done)
+    }
+}
+
+/// Sets a data frame's MACs: `dst` and `src` as [`mac_word`]s, `src` with
+/// the EtherType above (the matcher checked the frame's), in two
+/// overlapping stores: the destination MAC (and two bytes the second
+/// store overwrites), then the source MAC and the EtherType.
+#[inline(always)]
+fn set_macs(h: &mut [u8; HEADER_LEN], dst: u64, src: u64) {
+    *h.first_chunk_mut::<8>().expect("in the header") = dst.to_le_bytes();
+    *h[6..].first_chunk_mut::<8>().expect("in the header") = src.to_le_bytes();
+}
+
+/// Turns a frame that was turned round for the direct echo back as it
+/// came, for a path that turns it itself.
+#[inline(never)]
+fn turn_back(m: &mut Mbuf) {
+    if let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() {
+        turn_around(h);
     }
 }
 
@@ -910,9 +922,7 @@ fn dispatch_burst<const BALANCING: bool>(
                     // pipe's tx ring, behind this frame, so order is kept.
                     // The ring path turns frames round and sets their MACs
                     // itself.
-                    if let Some(h) = m.data_mut().first_chunk_mut::<HEADER_LEN>() {
-                        turn_around(h);
-                    }
+                    turn_back(&mut m);
                     run.mode = RunMode::Ring;
                     let _ = s.run.push(m);
                 }
