@@ -33,7 +33,7 @@ pub use ethdev::{DevInfo, LinkStatus, Port, PortConfig, PortStats};
 #[cfg(not(feature = "rustdoc"))]
 pub use ids::{LcoreId, PortId, QueueId, SocketId};
 #[cfg(not(feature = "rustdoc"))]
-pub use mbuf::{Mbuf, MbufBurst};
+pub use mbuf::{DrainPrefetched, Mbuf, MbufBurst};
 #[cfg(not(feature = "rustdoc"))]
 pub use mempool::Mempool;
 #[cfg(not(feature = "rustdoc"))]
