@@ -354,9 +354,8 @@ impl<const N: usize> MbufBurst<N> {
     /// Moves every mbuf out, in order, like [`Self::drain`], with DPDK's
     /// l2fwd prefetching of the packet data [`PREFETCH_AHEAD`] frames
     /// ahead of the one handed out, so that the caller's first read of
-    /// each frame does not wait for memory. The data's address is in the
-    /// mbuf header: call [`Self::prefetch_headers`] when the burst comes
-    /// in, some work before this.
+    /// each frame does not wait for memory (the data's address is read
+    /// from the mbuf header of that frame, a demand load).
     pub fn drain_prefetched(&mut self) -> DrainPrefetched<'_> {
         let n = std::mem::replace(&mut self.len, 0);
         let ptrs = &self.ptrs[..n];
