@@ -468,98 +468,87 @@ fn render_has_expected_series() {
             .unwrap_or_else(|| panic!("no {series} in\n{text}"))
             .1
     };
-    assert_eq!(
-        get(r#"dmpd_port_rx_packets_total{node="1",port="0"}"#),
-        "100"
-    );
-    assert_eq!(
-        get(r#"dmpd_port_rx_packets_total{node="1",port="1"}"#),
-        "101"
-    );
-    assert_eq!(get(r#"dmpd_port_ring_full_total{node="1",port="0"}"#), "3");
-    assert_eq!(
-        get(r#"dmpd_port_utilisation_ratio{node="1",port="0"}"#),
-        "0.0015"
-    );
-    assert_eq!(get(r#"dmpd_port_overflow_ratio{node="1",port="0"}"#), "NaN");
-    assert_eq!(get(r#"dmpd_port_up{node="1",port="1"}"#), "0");
-    assert_eq!(get(r#"dmpd_port_link_up{node="1",port="1"}"#), "1");
-    assert_eq!(
-        get(r#"dmpd_port_info{node="1",port="1",name="weird \"name\\\n",mac="02:00:00:00:01:01"}"#),
-        "1"
-    );
-    assert_eq!(
-        get(r#"dmpd_frames_rejected_total{node="1",reason="wrong_cluster"}"#),
-        "5"
-    );
-    assert_eq!(
-        get(r#"dmpd_frames_rejected_total{node="1",reason="bad_mac"}"#),
-        "0"
-    );
-    assert_eq!(
-        get(r#"dmpd_frames_rejected_total{node="1",reason="some_new_reason_not_known_yet"}"#),
-        "1"
-    );
-    assert_eq!(
-        get(r#"dmpd_datapath_dropped_frames_total{node="1",reason="foreign"}"#),
-        "9"
-    );
-    assert_eq!(
-        get(r#"dmpd_datapath_echo_frames_total{node="1",path="direct"}"#),
-        "70"
-    );
-    assert_eq!(
-        get(r#"dmpd_datapath_echo_frames_total{node="1",path="queued"}"#),
-        "3"
-    );
-    assert_eq!(
-        get(r#"dmpd_lcore_flow_cache_hits_total{node="1",lcore="1"}"#),
-        "400"
-    );
-    assert_eq!(
-        get(r#"dmpd_lcore_flow_cache_misses_total{node="1",lcore="0"}"#),
-        "6"
-    );
-    assert_eq!(get(r#"dmpd_master{node="1",master="1"}"#), "1");
-    assert_eq!(get(r#"dmpd_is_master{node="1"}"#), "1");
-    assert_eq!(get(r#"dmpd_term{node="1"}"#), "4");
-    assert_eq!(get(r#"dmpd_cluster_nodes{node="1",state="alive"}"#), "2");
-    assert_eq!(get(r#"dmpd_cluster_nodes{node="1",state="suspect"}"#), "1");
-    assert_eq!(
-        get(r#"dmpd_peer_port_rtt_seconds{node="1",peer="2",port="0"}"#),
-        "0.0000355"
-    );
-    assert_eq!(
-        get(r#"dmpd_pipe_tx_messages_total{node="1",pipe="5"}"#),
-        "11"
-    );
-    assert_eq!(
-        get(r#"dmpd_pipe_threshold_bytes_per_second{node="1",pipe="5"}"#),
-        "1250000"
-    );
-    assert_eq!(get(r#"dmpd_pipe_priority{node="1",pipe="5"}"#), "3");
-    assert_eq!(get(r#"dmpd_pipe_queued_messages{node="1",pipe="5"}"#), "7");
-    assert_eq!(get(r#"dmpd_pipe_tx_refused_total{node="1",pipe="5"}"#), "1");
-    assert_eq!(get(r#"dmpd_balance_degree{node="1"}"#), "0.1");
-    assert_eq!(get(r#"dmpd_balancer_active{node="1"}"#), "0");
-    assert_eq!(get(r#"dmpd_balancer_mean_load_ratio{node="1"}"#), "0.001");
-    assert_eq!(get(r#"dmpd_node_load1{node="1"}"#), "0.7");
-    assert_eq!(
-        get(r#"dmpd_node_memory_bytes{node="1"}"#),
-        (8u64 << 30).to_string()
-    );
-    assert_eq!(get(r#"dmpd_node_temperature_celsius{node="1"}"#), "48.5");
-    assert_eq!(
-        get(r#"dmpd_lcore_idle_polls_total{node="1",lcore="1"}"#),
-        "900"
-    );
-    assert_eq!(get(r#"dmpd_round_bytes{node="1"}"#), "244");
-    assert_eq!(get(r#"dmpd_control_loop_max_seconds{node="1"}"#), "0.0015");
-    assert_eq!(
-        get(r#"dmpd_rss_bytes{node="1"}"#),
-        (50u64 << 20).to_string()
-    );
-    assert_eq!(get(r#"dmpd_watchdog_stalls_total{node="1"}"#), "0");
+    let memory = (8u64 << 30).to_string();
+    let rss = (50u64 << 20).to_string();
+    let expected: [(&str, &str); 38] = [
+        (r#"dmpd_port_rx_packets_total{node="1",port="0"}"#, "100"),
+        (r#"dmpd_port_rx_packets_total{node="1",port="1"}"#, "101"),
+        (r#"dmpd_port_ring_full_total{node="1",port="0"}"#, "3"),
+        (
+            r#"dmpd_port_utilisation_ratio{node="1",port="0"}"#,
+            "0.0015",
+        ),
+        (r#"dmpd_port_overflow_ratio{node="1",port="0"}"#, "NaN"),
+        (r#"dmpd_port_up{node="1",port="1"}"#, "0"),
+        (r#"dmpd_port_link_up{node="1",port="1"}"#, "1"),
+        (
+            r#"dmpd_port_info{node="1",port="1",name="weird \"name\\\n",mac="02:00:00:00:01:01"}"#,
+            "1",
+        ),
+        (
+            r#"dmpd_frames_rejected_total{node="1",reason="wrong_cluster"}"#,
+            "5",
+        ),
+        (
+            r#"dmpd_frames_rejected_total{node="1",reason="bad_mac"}"#,
+            "0",
+        ),
+        (
+            r#"dmpd_frames_rejected_total{node="1",reason="some_new_reason_not_known_yet"}"#,
+            "1",
+        ),
+        (
+            r#"dmpd_datapath_dropped_frames_total{node="1",reason="foreign"}"#,
+            "9",
+        ),
+        (
+            r#"dmpd_datapath_echo_frames_total{node="1",path="direct"}"#,
+            "70",
+        ),
+        (
+            r#"dmpd_datapath_echo_frames_total{node="1",path="queued"}"#,
+            "3",
+        ),
+        (
+            r#"dmpd_lcore_flow_cache_hits_total{node="1",lcore="1"}"#,
+            "400",
+        ),
+        (
+            r#"dmpd_lcore_flow_cache_misses_total{node="1",lcore="0"}"#,
+            "6",
+        ),
+        (r#"dmpd_master{node="1",master="1"}"#, "1"),
+        (r#"dmpd_is_master{node="1"}"#, "1"),
+        (r#"dmpd_term{node="1"}"#, "4"),
+        (r#"dmpd_cluster_nodes{node="1",state="alive"}"#, "2"),
+        (r#"dmpd_cluster_nodes{node="1",state="suspect"}"#, "1"),
+        (
+            r#"dmpd_peer_port_rtt_seconds{node="1",peer="2",port="0"}"#,
+            "0.0000355",
+        ),
+        (r#"dmpd_pipe_tx_messages_total{node="1",pipe="5"}"#, "11"),
+        (
+            r#"dmpd_pipe_threshold_bytes_per_second{node="1",pipe="5"}"#,
+            "1250000",
+        ),
+        (r#"dmpd_pipe_priority{node="1",pipe="5"}"#, "3"),
+        (r#"dmpd_pipe_queued_messages{node="1",pipe="5"}"#, "7"),
+        (r#"dmpd_pipe_tx_refused_total{node="1",pipe="5"}"#, "1"),
+        (r#"dmpd_balance_degree{node="1"}"#, "0.1"),
+        (r#"dmpd_balancer_active{node="1"}"#, "0"),
+        (r#"dmpd_balancer_mean_load_ratio{node="1"}"#, "0.001"),
+        (r#"dmpd_node_load1{node="1"}"#, "0.7"),
+        (r#"dmpd_node_memory_bytes{node="1"}"#, &memory),
+        (r#"dmpd_node_temperature_celsius{node="1"}"#, "48.5"),
+        (r#"dmpd_lcore_idle_polls_total{node="1",lcore="1"}"#, "900"),
+        (r#"dmpd_round_bytes{node="1"}"#, "244"),
+        (r#"dmpd_control_loop_max_seconds{node="1"}"#, "0.0015"),
+        (r#"dmpd_rss_bytes{node="1"}"#, &rss),
+        (r#"dmpd_watchdog_stalls_total{node="1"}"#, "0"),
+    ];
+    for (series, want) in expected {
+        assert_eq!(get(series), want, "{series}");
+    }
     // No series twice.
     let mut keys: Vec<&String> = s.iter().map(|x| &x.0).collect();
     keys.sort();

@@ -258,11 +258,9 @@ impl FlowCache {
     }
 
     /// The hit half of [`Self::decide_ports`], for a data path's fast
-    /// loop: the cached ports of a valid slot (its bucket touched as on a
-    /// hit), or `None`, and then nothing changed but, possibly, a bucket's
-    /// activity time at `now` (which deciding the frame sets anyway). A
-    /// hit is not counted: the caller adds its hits with
-    /// [`Self::count_hits`], once per burst.
+    /// loop: the cached ports of a valid slot (its bucket touched), or
+    /// `None`, and then nothing changed. A hit is not counted: the caller
+    /// adds its hits with [`Self::count_hits`], once per burst.
     #[inline(always)]
     pub fn hit(
         &mut self,
