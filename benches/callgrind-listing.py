@@ -9,8 +9,11 @@ with its count per frame and source line, then the total per frame: where a
 hot loop's instructions go (spills, checks, loads) at a glance.
 
 Usage: benches/callgrind-listing.py CALLGRIND_OUT BINARY FUNCTION FRAMES [MIN]
+       benches/callgrind-listing.py --calls CALLGRIND_OUT FUNCTION
   FRAMES: frames in the profile (datapath-callgrind.sh prints it).
   MIN: smallest count per frame listed (default 0.5).
+  --calls: prints how many times FUNCTION (exact name) was called, from the
+  profile's call records (no debug info needed).
 Exits non-zero when the function is not in the profile.
 """
 
@@ -29,6 +32,25 @@ def parse_pos(tok, prev):
         body = tok[1:]
         return prev + sign * (int(body, 16) if body.startswith("0x") else int(body))
     return int(tok, 16) if tok.startswith("0x") else int(tok)
+
+
+def calls_of(path, callee):
+    """How many calls the profile records to the function named `callee`:
+    fn=/cfn=(id) name a function the first time (one id space), cfn= sets
+    the callee of the next calls= line."""
+    names, cur, n = {}, None, 0
+    with open(path, errors="replace") as f:
+        for raw in f:
+            m = re.match(r"^(c?fn)=\((\d+)\)(?: (.*))?$", raw.strip())
+            if m:
+                kind, i, name = m.groups()
+                if name:
+                    names[i] = name
+                if kind == "cfn":
+                    cur = names.get(i, "")
+            elif raw.startswith("calls=") and cur == callee:
+                n += int(raw[6:].split()[0])
+    return n
 
 
 def costs_of(path, want):
@@ -67,6 +89,9 @@ def costs_of(path, want):
 
 
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--calls":
+        print(calls_of(sys.argv[2], sys.argv[3]))
+        return
     if len(sys.argv) not in (5, 6):
         sys.exit(__doc__)
     out, binary, func, frames = sys.argv[1:5]

@@ -39,23 +39,8 @@ f=$(ls "$OUT"/cg.out.* | head -1)
 callgrind_annotate "$f" >"$OUT/annotate.txt" 2>/dev/null
 total=$(grep "PROGRAM TOTALS" "$OUT/annotate.txt" | awk '{gsub(",", "", $1); print $1}')
 # Calls of the tx burst shim, from the profile's call records (no need for
-# debug info): fn=/cfn=(id) name a function the first time (one id space),
-# cfn= sets the callee, calls=N counts the calls.
-tx=$(python3 - "$f" <<'PY'
-import re, sys
-names, callee, n = {}, None, 0
-for line in open(sys.argv[1], errors="replace"):
-    m = re.match(r"^(c?fn)=\((\d+)\)(?: (.*))?$", line.strip())
-    if m:
-        if m.group(3):
-            names[m.group(2)] = m.group(3)
-        if m.group(1) == "cfn":
-            callee = names.get(m.group(2), "")
-    elif line.startswith("calls=") and callee == "_rte_eth_tx_burst":
-        n += int(line[6:].split()[0])
-print(n)
-PY
-)
+# debug info).
+tx=$(python3 benches/callgrind-listing.py --calls "$f" _rte_eth_tx_burst)
 [ -n "$total" ] && [ -n "$tx" ] && [ "$tx" -gt 0 ] || { echo "no steady-state counts in $f" >&2; exit 1; }
 frames=$((tx * 32))
 echo "instructions: $total, frames: $frames (tx_burst calls: $tx)"

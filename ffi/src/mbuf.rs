@@ -341,16 +341,6 @@ impl<const N: usize> MbufBurst<N> {
             .map(|&p| unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
     }
 
-    /// Prefetches every held mbuf's header (the line with `buf_addr`,
-    /// `data_off` and the lengths), for a burst that will be read a little
-    /// later.
-    #[inline]
-    pub fn prefetch_headers(&self) {
-        for &p in &self.ptrs[..self.len] {
-            prefetch(p as *const u8);
-        }
-    }
-
     /// Moves every mbuf out, in order, like [`Self::drain`], with DPDK's
     /// l2fwd prefetching of the packet data [`PREFETCH_AHEAD`] frames
     /// ahead of the one handed out, so that the caller's first read of

@@ -556,9 +556,8 @@ impl<'a> TxPath<'a> {
     /// goes: its tx port's state and the destination MAC ([`mac_word`]).
     #[inline(always)]
     fn place(&mut self, d: Ports, node: u16) -> Result<(&mut PortState, u64), Unsent> {
-        if self.memo.node_wire != u32::from(node) {
-            self.load_route(node);
-        }
+        // The memo for this node (its port count is not needed here).
+        self.route(node);
         let dst = self.memo.dst[usize::from(d.rx)];
         // NO_PORT, or a port beyond ours (a balancer bug: counted).
         let st = self.ps.get_mut(usize::from(d.tx)).ok_or(Unsent::NoPort)?;
