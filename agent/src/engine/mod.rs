@@ -266,7 +266,7 @@ impl Engine {
 
         let lbc = Controller::new(n_ports, cfg.balancer.load_config())?;
         let bcfg = BalancerConfig {
-            idle_gap_ns: cfg.balancer.idle_gap_ms * 1_000_000,
+            idle_gap_ns: worker::balancer_idle_gap_ns(cfg.balancer.idle_gap_ms),
             ..BalancerConfig::default()
         };
 

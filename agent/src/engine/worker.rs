@@ -335,6 +335,33 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     0
 }
 
+/// The tick of the flow clock, in nanoseconds (2^14: 16.4 us).
+pub const FLOW_TICK_NS: u64 = 1 << 14;
+
+/// The time the balancer and the flow cache see: `now_ns` rounded up to
+/// the next [`FLOW_TICK_NS`]. A cached flow touches its bucket once per
+/// new time, so on a ticking clock once per tick instead of once per loop
+/// step (a step is 2 us at 60 Mpps): 8 times fewer writes to the bucket
+/// table for a loop that sees each flow every step. Activity times are
+/// rounded up, and the balancer's idle gap is one tick longer than the
+/// configured one ([`balancer_idle_gap_ns`]), so that a flow that carried
+/// a frame less than the configured gap ago is never moved: with `t` and
+/// `n` the real times of the last frame and of the decision,
+/// `ceil(n) - ceil(t) < (n - t) + tick`. A flow may stay put up to two
+/// ticks longer than the gap; the gap is milliseconds.
+#[inline(always)]
+pub fn flow_clock(now_ns: u64) -> u64 {
+    (now_ns | (FLOW_TICK_NS - 1)) + 1
+}
+
+/// The balancer's idle gap on the flow clock for a configured gap of
+/// `idle_gap_ms` (see [`flow_clock`]).
+pub fn balancer_idle_gap_ns(idle_gap_ms: u64) -> u64 {
+    idle_gap_ms
+        .saturating_mul(1_000_000)
+        .saturating_add(FLOW_TICK_NS)
+}
+
 /// Per-burst work space of one polling lcore (built once, reused).
 struct Scratch {
     /// Control frames of the burst, for the public ring.
@@ -462,9 +489,10 @@ impl<'a> TxPath<'a> {
         now: u64,
     ) -> Self {
         // New snapshots are taken in once per loop step; the flow cache
-        // only compares epochs.
-        balancer.refresh(now);
-        let lookup = Lookup::new(balancer, now);
+        // only compares epochs. The balancer runs on the flow clock.
+        let flow_now = flow_clock(now);
+        balancer.refresh(flow_now);
+        let lookup = Lookup::new(balancer, flow_now);
         let routes = shared.routes.load();
         if !memo
             .routes
@@ -1082,6 +1110,49 @@ fn pull_pipe(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The flow clock keeps the balancer's promise with the configured
+    /// gap: a flow that carried a frame less than the gap ago is never
+    /// seen idle, and one idle for the gap and two ticks always is. It
+    /// ticks: a whole tick reads one time.
+    #[test]
+    fn the_flow_clock_never_shortens_the_idle_gap() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let tick = FLOW_TICK_NS;
+        for gap_ms in [0u64, 1, 50, 1000] {
+            let gap = gap_ms * 1_000_000;
+            let balancer_gap = balancer_idle_gap_ns(gap_ms);
+            for i in 0..100_000u64 {
+                // Times on and next to tick edges as well as anywhere.
+                let t = match i % 3 {
+                    0 => rng.gen_range(0..1u64 << 40),
+                    1 => rng.gen_range(0..1u64 << 26) * tick,
+                    _ => rng.gen_range(1..1u64 << 26) * tick - 1,
+                };
+                let d = match i % 4 {
+                    0 => rng.gen_range(0..gap + 3 * tick),
+                    1 => gap.saturating_sub(rng.gen_range(0..2)),
+                    2 => gap + 2 * tick - rng.gen_range(0..2),
+                    _ => rng.gen_range(0..3 * tick),
+                };
+                let n = t + d;
+                let seen = flow_clock(n) - flow_clock(t);
+                if d < gap {
+                    assert!(seen < balancer_gap, "gap {gap_ms} ms: {t} -> {n} seen idle");
+                }
+                if d >= gap + 2 * tick {
+                    assert!(
+                        seen >= balancer_gap,
+                        "gap {gap_ms} ms: {t} -> {n} seen active"
+                    );
+                }
+                assert!(flow_clock(t) > t && flow_clock(t) <= t + tick);
+                assert_eq!(flow_clock(t) % tick, 0);
+                assert_eq!(flow_clock(t - t % tick), flow_clock(t | (tick - 1)));
+            }
+        }
+    }
 
     /// dmpd's header word and the balancer's key tuple agree: the flow
     /// cache and the Toeplitz hash see the frame's five-tuple.
