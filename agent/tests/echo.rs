@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use agent::config::AgentConfig;
 use agent::engine::pipe::{enqueue_frame, pool_name, Pipe, PipeParams, SendError, SendMeta};
 use agent::engine::shared::{Routes, Shared};
-use agent::Engine;
+use agent::{Engine, EngineError, EngineHandle};
 use ffi::{MbufBurst, Mempool, QueueId, Ring, RingFlags};
 use lb::load::PortSample;
 
@@ -170,6 +170,54 @@ fn phase(
     }
 }
 
+/// Puts frames `0..BURST_TOTAL` from the sender pipe to the echo pipe on
+/// `wire`, for the test to send on a port itself.
+fn put_on_wire(wire: &Ring, pool: &Mempool, sender: &Pipe) {
+    for n in 0..BURST_TOTAL {
+        let (meta, payload) = meta_of(n);
+        enqueue_frame(
+            wire,
+            pool,
+            &sender.template(),
+            u32::MAX,
+            SENDER,
+            (NODE, ECHO),
+            meta,
+            &payload,
+        )
+        .unwrap();
+    }
+}
+
+/// Opens the echo pipe.
+fn open_echo(handle: &EngineHandle) -> Result<Pipe, EngineError> {
+    let echo = handle.open_pipe(
+        ECHO,
+        PipeParams {
+            buffer: 4096,
+            ..PipeParams::default()
+        },
+    )?;
+    echo.set_echo(true);
+    Ok(echo)
+}
+
+/// A `send` for [`phase`]: messages `sent..total` from `sender` to the
+/// echo pipe, as many as the sender pipe takes.
+fn send_through(sender: &Pipe, total: u32) -> impl FnMut(u32) -> u32 + '_ {
+    move |mut sent| {
+        while sent < total {
+            let (meta, payload) = meta_of(sent);
+            match sender.send_with(NODE, ECHO, meta, &payload) {
+                Ok(()) => sent += 1,
+                Err(SendError::Full(_)) => break,
+                Err(e) => panic!("send {sent}: {e}"),
+            }
+        }
+        sent
+    }
+}
+
 #[test]
 fn echo_turns_every_message_round_once_and_in_order() {
     // SAFETY: geteuid has no preconditions.
@@ -192,16 +240,7 @@ fn echo_turns_every_message_round_once_and_in_order() {
     shared.routes.store(Arc::new(Routes {
         nodes: HashMap::from([(NODE, macs)]),
     }));
-    let echo = handle
-        .open_pipe(
-            ECHO,
-            PipeParams {
-                buffer: 4096,
-                ..PipeParams::default()
-            },
-        )
-        .unwrap();
-    echo.set_echo(true);
+    let echo = open_echo(&handle).unwrap();
     let sender = handle
         .open_pipe(
             SENDER,
@@ -212,18 +251,13 @@ fn echo_turns_every_message_round_once_and_in_order() {
         )
         .unwrap();
 
+    // Every mbuf taken from the pool is back in it (or in a cache) when
+    // the test is done.
+    let pool = Mempool::lookup(&pool_name(NODE)).unwrap();
+    let in_use0 = pool.in_use_count();
+
     // 1. Through the sender pipe: pulled, balanced and paced by the worker.
-    let piped = phase(&shared, &echo, &sender, TOTAL, |mut sent| {
-        while sent < TOTAL {
-            let (meta, payload) = meta_of(sent);
-            match sender.send_with(NODE, ECHO, meta, &payload) {
-                Ok(()) => sent += 1,
-                Err(SendError::Full(_)) => break,
-                Err(e) => panic!("send {sent}: {e}"),
-            }
-        }
-        sent
-    });
+    let piped = phase(&shared, &echo, &sender, TOTAL, send_through(&sender, TOTAL));
     eprintln!(
         "piped: {TOTAL} messages, {} straight back, {} through the tx ring, {} ports used",
         piped.echo_direct, piped.echo_queued, piped.ports_used
@@ -233,7 +267,6 @@ fn echo_turns_every_message_round_once_and_in_order() {
 
     // 2. Frames from pipe 2 put on port 0's wire by the test, on tx queue
     // 1 (the worker uses queue 0), faster than the paced ports drain.
-    let pool = Mempool::lookup(&pool_name(NODE)).unwrap();
     let wire = Ring::create(
         "echo_test_wire",
         4096,
@@ -241,20 +274,7 @@ fn echo_turns_every_message_round_once_and_in_order() {
         RingFlags::default(),
     )
     .unwrap();
-    for n in 0..BURST_TOTAL {
-        let (meta, payload) = meta_of(n);
-        enqueue_frame(
-            &wire,
-            &pool,
-            &sender.template(),
-            u32::MAX,
-            SENDER,
-            (NODE, ECHO),
-            meta,
-            &payload,
-        )
-        .unwrap();
-    }
+    put_on_wire(&wire, &pool, &sender);
     // net_ring loops tx queue 1 back to rx queue 1, which the worker
     // polls like queue 0.
     let port0 = &shared.ports[0].port;
@@ -300,6 +320,77 @@ fn echo_turns_every_message_round_once_and_in_order() {
         lc.flow_hits,
         lc.flow_misses
     );
-    drop((echo, sender));
+
+    // 3. The echo pipe closed and opened again at once, under the same id
+    // (an application that reconnects): closing waits until the polling
+    // lcore lets go of the old pipe, so its ring names are free, and the
+    // lcore's view of the table takes in the new one.
+    drop(echo);
+    handle.close_pipe(ECHO);
+    let echo = open_echo(&handle).expect("the id of a closed pipe can be opened again at once");
+    assert_eq!(echo.counters().rx_msgs, 0, "a new pipe");
+    let again = phase(
+        &shared,
+        &echo,
+        &sender,
+        TOTAL / 4,
+        send_through(&sender, TOTAL / 4),
+    );
+    assert!(
+        again.echo_direct > 0,
+        "the reopened pipe was not echoed directly"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        pool.in_use_count(),
+        in_use0,
+        "mbufs not returned to the pool"
+    );
+
+    // 4. The echo pipe closed while frames pour in and the lcore queues
+    // them on its tx ring (the paced ports' staging is full): closing
+    // drains the rings only once the lcore has let go of the pipe, so no
+    // frame is left in them to be lost with them. Frames that arrive
+    // after are counted as for no pipe and freed; the echoes still on
+    // their way reach the sender (or its full ring, counted and freed).
+    put_on_wire(&wire, &pool, &sender);
+    let queued0 = shared.datapath.echo_queued.load(Relaxed);
+    let mut echo = Some(echo);
+    let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent < BURST_TOTAL as usize {
+        assert!(Instant::now() < deadline, "port 0 took only {sent} frames");
+        if b.is_empty() {
+            wire.dequeue_mbufs(&mut b);
+        }
+        sent += port0.tx_burst(QueueId::new(1), &mut b);
+        if echo.is_some() && shared.datapath.echo_queued.load(Relaxed) > queued0 + 64 {
+            drop(echo.take());
+            handle.close_pipe(ECHO);
+        }
+    }
+    assert!(
+        echo.is_none(),
+        "the lcore never queued on the pipe's tx ring"
+    );
+    // Until the lcore idles, then drain what came back to the sender.
+    let mut quiet = 0;
+    while quiet < 20 {
+        std::thread::sleep(Duration::from_millis(20));
+        quiet += 1;
+        while sender.recv().is_some() {
+            quiet = 0;
+        }
+    }
+    assert!(
+        shared.datapath.no_pipe.load(Relaxed) > 0,
+        "no frame arrived after the close"
+    );
+    assert_eq!(
+        pool.in_use_count(),
+        in_use0,
+        "mbufs lost with a closed pipe's rings"
+    );
+    drop(sender);
     engine.shutdown();
 }

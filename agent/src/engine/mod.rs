@@ -21,7 +21,7 @@ use crate::config::AgentConfig;
 use control::Control;
 use counters::{LcoreCounters, QueueCounters};
 use pipe::{FrameTemplate, Pipe, PipeParams, PipeShared, MAX_PIPES};
-use shared::{DataPathCounters, PipeTable, PortRt, Routes, Shared};
+use shared::{DataPathCounters, LcoreSync, PipeTable, PortRt, Routes, Shared};
 
 /// Why the engine could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +68,20 @@ impl EngineHandle {
 
     /// Closes a pipe; frames still queued in it are freed and counted.
     pub fn close_pipe(&self, id: u16) {
-        if let Some(p) = self.shared.pipes.remove(id) {
+        if let Some((p, version)) = self.shared.pipes.remove(id) {
             p.state.store(pipe::PipeState::Closed as u8, Relaxed);
+            // No lcore may deliver into its rings after they are drained
+            // (those frames would be lost with the rings), and none may
+            // hold it after this returns (its ring names are free again).
+            if !self
+                .shared
+                .wait_for_lcores(version, std::time::Duration::from_secs(1))
+            {
+                warn!(
+                    pipe = id,
+                    "a polling lcore did not let go of the pipe within 1 s"
+                );
+            }
             let mut b: ffi::MbufBurst<32> = ffi::MbufBurst::new();
             while p.tx.dequeue_mbufs(&mut b) > 0 || p.rx.dequeue_mbufs(&mut b) > 0 {
                 p.counters.tx_dropped.fetch_add(b.len() as u64, Relaxed);
@@ -217,8 +229,9 @@ impl Engine {
             ports,
             public_ring,
             pipes: PipeTable::default(),
-            routes: arc_swap::ArcSwap::from_pointee(Routes::default()),
+            routes: shared::Published::new(Routes::default()),
             lcores: (0..n_workers).map(|_| LcoreCounters::default()).collect(),
+            lcore_sync: (0..n_workers).map(|_| LcoreSync::default()).collect(),
             datapath: DataPathCounters::default(),
             quit: AtomicBool::new(false),
             balancing: AtomicBool::new(cfg.balancer.enabled),

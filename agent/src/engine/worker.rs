@@ -5,7 +5,7 @@
 //! sleep when there is nothing to do.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use dmpd::wire::data::{
     addrs_wire, dpipe_wire, ptype_of, set_addrs_wire, turn_around, turned_wire, DataFrame,
@@ -22,7 +22,7 @@ use lb::tuple::DmpdTuple;
 use super::counters::QueueCounters as C;
 use super::pacer::{wire_bits, Pacer};
 use super::pipe::{PipeShared, MAX_PIPES};
-use super::shared::{Routes, Shared};
+use super::shared::{PipeView, Routes, Shared, Snapshot};
 
 const BURST: usize = 32;
 /// Frames a port may hold back for pacing or a full tx ring; also the most
@@ -114,6 +114,7 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     let now_ns = || (((cycles::rdtsc() - tsc0) as u128 * ns_per_cycle as u128) >> 32) as u64;
     let toeplitz = Toeplitz::default();
     let lc = &shared.lcores[w.index];
+    let sync = &shared.lcore_sync[w.index];
     let n_ports = shared.ports.len();
     let mut ps: Vec<PortState> = (0..n_ports)
         .map(|i| {
@@ -134,6 +135,9 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
     let mut cache = FlowCache::new();
     let consts = PathConsts::new(&shared);
     let mut memo = RouteMemo::new();
+    let mut view = PipeView::new();
+    let mut routes = Snapshot::new(&shared.routes);
+    let mut tally = EchoTally::default();
     let mut idle_run: u32 = 0;
     let mut sleep_us: u32 = 16;
     let my_ports = w.ports.clone();
@@ -142,10 +146,17 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
         .flat_map(|&pi| (0..shared.ports[pi].rx_queues).map(move |q| (pi, q)))
         .collect();
 
+    sync.go_online();
     while !shared.quit.load(Relaxed) {
         let now = now_ns();
         let mut work = 0usize;
         C::bump(&lc.polls, 1);
+        // The pipe table and the routes, taken in again when they changed.
+        view.refresh(&shared.pipes);
+        sync.announce(view.version());
+        if routes.refresh(&shared.routes) {
+            memo.forget();
+        }
 
         // 1. Receive and dispatch.
         {
@@ -157,11 +168,13 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 &mut cache,
                 &mut ps,
                 &mut memo,
+                routes.get(),
                 now,
             );
             // The run of data frames for one pipe, across this step's
             // bursts.
             let mut run = Run::idle();
+            let v = &view;
             // Each queue's burst is dispatched as it comes in. The mbuf
             // headers are not prefetched ahead (l2fwd does not either): on
             // net_ring, where nothing else touches them, 32 header
@@ -178,13 +191,14 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 let qc = &port.rx_counters[q as usize];
                 C::bump(&qc.rx_packets, n as u64);
                 let (p, b) = (pi as u16, &mut rx);
+                let (s, t) = (&mut scratch, &mut tally);
                 if txp.balancing {
-                    dispatch_burst::<true>(&shared, qc, p, b, &mut scratch, &mut txp, &mut run);
+                    dispatch_burst::<true>(&shared, v, qc, p, b, s, &mut txp, &mut run, t);
                 } else {
-                    dispatch_burst::<false>(&shared, qc, p, b, &mut scratch, &mut txp, &mut run);
+                    dispatch_burst::<false>(&shared, v, qc, p, b, s, &mut txp, &mut run, t);
                 }
             }
-            std::mem::replace(&mut run, Run::idle()).close(&shared);
+            run.close(&shared, &mut tally, now);
         }
 
         // The flow cache's counts, for status and metrics (one writer).
@@ -237,7 +251,6 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
             .min()
             .unwrap_or(0);
         if room >= BURST {
-            let pipes = shared.pipes.by_priority.load();
             let mut txp = TxPath::new(
                 &shared,
                 &consts,
@@ -246,10 +259,11 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
                 &mut cache,
                 &mut ps,
                 &mut memo,
+                routes.get(),
                 now,
             );
             let mut budget = room;
-            'pipes: for pipe in pipes.iter() {
+            'pipes: for pipe in view.by_priority() {
                 // Bursts from this pipe until it runs dry (or its rate
                 // stops it), then the next one.
                 loop {
@@ -316,13 +330,24 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
             work += sent;
         }
 
+        // The direct echo's counts reach the pipes when the lcore idles,
+        // and at least every TALLY_FLUSH_NS while it is busy.
+        if work == 0 || now.wrapping_sub(tally.since_ns) >= TALLY_FLUSH_NS {
+            tally.flush(&shared, now);
+        }
+
         // 5. Idle back-off.
         if work == 0 {
             C::bump(&lc.idle_polls, 1);
             idle_run = idle_run.saturating_add(1);
             if idle_run >= w.backoff.after_polls {
                 C::bump(&lc.sleeps, 1);
+                // A sleeping lcore holds no pipe: closing one need not
+                // wait for it to wake.
+                view.release();
+                sync.go_offline();
                 std::thread::sleep(std::time::Duration::from_micros(sleep_us as u64));
+                sync.go_online();
                 sleep_us = (sleep_us * 2).min(w.backoff.max_sleep_us.max(1));
             } else {
                 cycles::pause();
@@ -332,6 +357,9 @@ pub fn run(shared: Arc<Shared>, mut w: Worker) -> i32 {
             sleep_us = 16;
         }
     }
+    tally.flush(&shared, now_ns());
+    view.release();
+    sync.go_offline();
     0
 }
 
@@ -427,11 +455,9 @@ const NO_NODE: u32 = u32::MAX;
 
 /// The last destination's rx MACs, copied out of the routes: bursts mostly
 /// go to one node, and the routes' map is looked up once per destination
-/// or routes change, not per frame. Kept by the lcore across loop steps.
+/// or routes change, not per frame. Kept by the lcore across loop steps,
+/// and forgotten when the lcore's snapshot of the routes changes.
 struct RouteMemo {
-    /// The routes the memo was taken from. Held, so that a newer table
-    /// can never be a new allocation at the same address.
-    routes: Option<Arc<Routes>>,
     /// The node as [`dnode_wire`] gives it (no byte swap per frame), or
     /// [`NO_NODE`].
     node_wire: u32,
@@ -451,11 +477,15 @@ const MAC_VALID: u64 = 1 << 63;
 impl RouteMemo {
     fn new() -> Self {
         RouteMemo {
-            routes: None,
             node_wire: NO_NODE,
             n: 0,
             dst: [0; 256],
         }
+    }
+
+    /// For new routes: the next frame looks its node up again.
+    fn forget(&mut self) {
+        self.node_wire = NO_NODE;
     }
 }
 
@@ -474,6 +504,8 @@ struct TxPath<'a> {
     lookup: Lookup,
     balancing: bool,
     memo: &'a mut RouteMemo,
+    /// The routes the memo was taken from.
+    routes: &'a Routes,
 }
 
 impl<'a> TxPath<'a> {
@@ -486,6 +518,7 @@ impl<'a> TxPath<'a> {
         cache: &'a mut FlowCache,
         ps: &'a mut [PortState],
         memo: &'a mut RouteMemo,
+        routes: &'a Routes,
         now: u64,
     ) -> Self {
         // New snapshots are taken in once per loop step; the flow cache
@@ -493,15 +526,6 @@ impl<'a> TxPath<'a> {
         let flow_now = flow_clock(now);
         balancer.refresh(flow_now);
         let lookup = Lookup::new(balancer, flow_now);
-        let routes = shared.routes.load();
-        if !memo
-            .routes
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, &routes))
-        {
-            memo.routes = Some(Arc::clone(&routes));
-            memo.node_wire = NO_NODE;
-        }
         TxPath {
             lookup,
             shared,
@@ -513,6 +537,7 @@ impl<'a> TxPath<'a> {
             now,
             balancing: shared.balancing.load(Relaxed),
             memo,
+            routes,
         }
     }
 
@@ -533,8 +558,7 @@ impl<'a> TxPath<'a> {
         let dnode = node.swap_bytes();
         m.n = 0;
         m.dst = [0; 256];
-        // The routes the memo holds (TxPath::new took the current ones).
-        if let Some(macs) = m.routes.as_ref().and_then(|r| r.nodes.get(&dnode)) {
+        if let Some(macs) = self.routes.nodes.get(&dnode) {
             m.n = macs.len().min(MAX_PORTS);
             for (w, mac) in m.dst[..MAX_PORTS].iter_mut().zip(macs.iter()) {
                 *w = mac_word(mac) | MAC_VALID;
@@ -749,15 +773,14 @@ enum RunMode {
 }
 
 /// The pipe of the current run of data frames, looked up once per run,
-/// and what the run's direct echo did, added to the pipe's shared counters
+/// and what the run's direct echo did, added to the lcore's [`EchoTally`]
 /// when the run ends. A run can span the bursts of one loop step: frames
-/// of one pipe on several ports cost one lookup and one set of atomic
-/// adds, not one per burst.
-struct Run {
+/// of one pipe on several ports cost one lookup, not one per burst.
+struct Run<'v> {
     /// The pipe id as [`dpipe_wire`] reads it (no byte swap per frame),
     /// or `u32::MAX` before the first data frame.
     id_wire: u32,
-    pipe: Option<PipeGuard>,
+    pipe: Option<&'v Arc<PipeShared>>,
     mode: RunMode,
     /// Frames and bytes of the direct echo, staged or not.
     echoed: Echoed,
@@ -782,8 +805,8 @@ impl Echoed {
     }
 }
 
-impl Run {
-    fn idle() -> Run {
+impl<'v> Run<'v> {
+    fn idle() -> Run<'v> {
         Run {
             id_wire: u32::MAX,
             pipe: None,
@@ -796,12 +819,11 @@ impl Run {
 
     /// The run of pipe `id_wire` ([`dpipe_wire`]).
     #[inline(never)]
-    fn open(shared: &Shared, id_wire: u16) -> Run {
-        let pipe = shared.pipes.load(id_wire.swap_bytes());
-        let mode = match &pipe {
+    fn open(view: &'v PipeView, id_wire: u16) -> Run<'v> {
+        let pipe = view.get(id_wire.swap_bytes());
+        let mode = match pipe {
             None => RunMode::NoPipe,
-            Some(g) => {
-                let p = pipe_of(g);
+            Some(p) => {
                 if p.echo.load(Relaxed) && p.effective_rate_bps() == 0 && p.tx.count() == 0 {
                     RunMode::Direct
                 } else {
@@ -821,32 +843,88 @@ impl Run {
     /// came in on the queue counted by `qc`) to the pipe.
     #[inline]
     fn deliver(&self, shared: &Shared, qc: &C, ring: &mut MbufBurst<BURST>) {
-        if let Some(g) = &self.pipe {
-            deliver_run(shared, qc, pipe_of(g), ring);
+        if let Some(p) = self.pipe {
+            deliver_run(shared, qc, p, ring);
         }
     }
 
-    /// Ends the run: adds up its direct part. Its ring part was
-    /// delivered.
-    #[inline(never)]
-    fn close(self, shared: &Shared) {
-        let Some(g) = &self.pipe else { return };
-        let pipe = pipe_of(g);
-        let echoed = self.echoed;
-        if echoed.frames > 0 {
-            shared
-                .datapath
-                .echo_direct
-                .fetch_add(echoed.frames, Relaxed);
-            let c = &pipe.counters;
-            c.rx_msgs.fetch_add(echoed.frames, Relaxed);
-            c.rx_bytes.fetch_add(echoed.bytes, Relaxed);
-            c.tx_msgs.fetch_add(echoed.frames - self.unsent, Relaxed);
-            c.tx_bytes
-                .fetch_add(echoed.bytes - self.unsent_bytes, Relaxed);
-            if self.unsent > 0 {
-                c.tx_dropped.fetch_add(self.unsent, Relaxed);
+    /// Ends the run: its direct part goes to the tally at time `now`
+    /// (its ring part was delivered).
+    #[inline]
+    fn close(self, shared: &Shared, tally: &mut EchoTally, now: u64) {
+        if let Some(p) = self.pipe {
+            if self.echoed.frames > 0 {
+                tally.add(shared, p, &self, now);
             }
+        }
+    }
+}
+
+/// How long the direct echo's counts may wait in an [`EchoTally`] while
+/// the lcore is busy (it adds them when it idles).
+const TALLY_FLUSH_NS: u64 = 100_000;
+
+/// What the direct echo did for one pipe and is not yet in the pipe's
+/// shared counters. Adding runs to them is five locked adds to a line
+/// the application's side reads, once per loop step (2 us at 60 Mpps):
+/// 2% of the loop's time. The tally adds them up when another pipe's run
+/// ends, when the lcore idles, and at least every [`TALLY_FLUSH_NS`].
+/// It does not keep the pipe open: a pipe closed meanwhile takes its
+/// counts with it, as it takes the rest of its counters.
+#[derive(Default)]
+struct EchoTally {
+    pipe: Weak<PipeShared>,
+    /// Frames and bytes echoed, staged or not.
+    echoed: Echoed,
+    /// Of which not staged (counted per cause in `datapath` already).
+    unsent: u64,
+    unsent_bytes: u64,
+    /// When the oldest count in here was taken.
+    since_ns: u64,
+}
+
+impl EchoTally {
+    #[inline]
+    fn add(&mut self, shared: &Shared, pipe: &Arc<PipeShared>, run: &Run<'_>, now: u64) {
+        // A `Weak` keeps the allocation: no other pipe can be at its
+        // address while the tally names it.
+        if !std::ptr::eq(self.pipe.as_ptr(), Arc::as_ptr(pipe)) {
+            self.flush(shared, now);
+            self.pipe = Arc::downgrade(pipe);
+        }
+        if self.echoed.frames == 0 {
+            self.since_ns = now;
+        }
+        self.echoed.add(run.echoed);
+        self.unsent += run.unsent;
+        self.unsent_bytes += run.unsent_bytes;
+    }
+
+    /// Adds the counts to the pipe's counters (if it is still open) and
+    /// to the data path's.
+    #[inline(never)]
+    fn flush(&mut self, shared: &Shared, now: u64) {
+        self.since_ns = now;
+        let echoed = std::mem::take(&mut self.echoed);
+        if echoed.frames == 0 {
+            return;
+        }
+        let (unsent, unsent_bytes) = (self.unsent, self.unsent_bytes);
+        (self.unsent, self.unsent_bytes) = (0, 0);
+        shared
+            .datapath
+            .echo_direct
+            .fetch_add(echoed.frames, Relaxed);
+        let Some(pipe) = self.pipe.upgrade() else {
+            return;
+        };
+        let c = &pipe.counters;
+        c.rx_msgs.fetch_add(echoed.frames, Relaxed);
+        c.rx_bytes.fetch_add(echoed.bytes, Relaxed);
+        c.tx_msgs.fetch_add(echoed.frames - unsent, Relaxed);
+        c.tx_bytes.fetch_add(echoed.bytes - unsent_bytes, Relaxed);
+        if unsent > 0 {
+            c.tx_dropped.fetch_add(unsent, Relaxed);
         }
     }
 }
@@ -861,14 +939,16 @@ impl Run {
 /// loop each, so that the per-frame path does not test it.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn dispatch_burst<const BALANCING: bool>(
+fn dispatch_burst<'v, const BALANCING: bool>(
     shared: &Shared,
+    view: &'v PipeView,
     qc: &C,
     port: u16,
     rx: &mut MbufBurst<BURST>,
     s: &mut Scratch,
     tx: &mut TxPath<'_>,
-    run: &mut Run,
+    run: &mut Run<'v>,
+    tally: &mut EchoTally,
 ) {
     let mut bytes = 0u64;
     let (mut foreign, mut malformed, mut misdelivered, mut no_pipe) = (0u64, 0u64, 0u64, 0u64);
@@ -907,7 +987,7 @@ fn dispatch_burst<const BALANCING: bool>(
         if run.id_wire != u32::from(id) {
             run.echoed.add(std::mem::take(&mut echoed));
             run.deliver(shared, qc, &mut s.run);
-            std::mem::replace(run, Run::open(shared, id)).close(shared);
+            std::mem::replace(run, Run::open(view, id)).close(shared, tally, tx.now);
         }
         if run.mode != RunMode::Direct {
             if run.mode == RunMode::Ring {
@@ -969,15 +1049,6 @@ fn dispatch_burst<const BALANCING: bool>(
         dp.misdelivered.fetch_add(misdelivered, Relaxed);
         dp.no_pipe.fetch_add(no_pipe, Relaxed);
     }
-}
-
-/// A pipe borrowed from the pipe table for the length of a run.
-type PipeGuard = arc_swap::Guard<Option<Arc<PipeShared>>>;
-
-#[inline(always)]
-fn pipe_of(g: &PipeGuard) -> &PipeShared {
-    g.as_deref()
-        .expect("PipeTable::load returns open pipes only")
 }
 
 /// Hands a run of data frames to their pipe: its rx ring, or, in echo
