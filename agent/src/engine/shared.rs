@@ -3,7 +3,7 @@
 //! `ArcSwap` snapshot the control lcore republishes.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
+use std::sync::atomic::Ordering::{Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -42,12 +42,14 @@ pub struct Routes {
 
 /// A value the control side republishes and the polling lcores read every
 /// loop step: an `ArcSwap` with a version number, so that a reader keeps
-/// its own [`Snapshot`] and checks one plain load per step instead of an
-/// `ArcSwap` load (a fenced write to a debt slot).
+/// its own copy ([`Snapshot`], [`PipeView`]) and checks one plain load per
+/// step instead of an `ArcSwap` load (a fenced write to a debt slot).
 pub struct Published<T> {
     current: ArcSwap<T>,
     /// Bumped after every store: a reader that sees a new version loads a
-    /// value at least as new.
+    /// value at least as new. SeqCst, bump and load: see
+    /// [`LcoreSync::go_online`] (a load is a plain load on x86, and stores
+    /// are rare).
     version: AtomicU64,
 }
 
@@ -59,9 +61,10 @@ impl<T> Published<T> {
         }
     }
 
-    pub fn store(&self, value: Arc<T>) {
+    /// Publishes `value`; returns its version.
+    pub fn store(&self, value: Arc<T>) -> u64 {
         self.current.store(value);
-        self.version.fetch_add(1, Release);
+        self.version.fetch_add(1, SeqCst) + 1
     }
 
     /// The current value, borrowed for a short while (see `ArcSwap::load`).
@@ -70,7 +73,7 @@ impl<T> Published<T> {
     }
 
     pub fn version(&self) -> u64 {
-        self.version.load(Acquire)
+        self.version.load(SeqCst)
     }
 }
 
@@ -117,24 +120,22 @@ impl<T> Snapshot<T> {
 /// Pipes by id for rx dispatch, and in priority order for tx.
 pub struct PipeTable {
     by_id: Vec<ArcSwapOption<PipeShared>>,
-    /// Open pipes sorted by priority, highest first.
-    pub by_priority: ArcSwap<Vec<Arc<PipeShared>>>,
-    /// Bumped after every change of the table (see [`PipeView`]).
-    version: AtomicU64,
+    /// Open pipes sorted by priority, highest first, republished (with a
+    /// new version) after every change of the table.
+    pub by_priority: Published<Vec<Arc<PipeShared>>>,
 }
 
 impl Default for PipeTable {
     fn default() -> Self {
         PipeTable {
             by_id: (0..MAX_PIPES).map(|_| ArcSwapOption::empty()).collect(),
-            by_priority: ArcSwap::from_pointee(Vec::new()),
-            version: AtomicU64::new(0),
+            by_priority: Published::new(Vec::new()),
         }
     }
 }
 
 /// A polling lcore's copy of the pipe table, taken in again when the
-/// table's version moves: one plain load per loop step instead of an
+/// version of its priority list moves: one plain load per loop step instead of an
 /// `ArcSwap` load per run and per step. It holds the pipes it shows; the
 /// lcore says which version that is in its [`LcoreSync`], so that closing
 /// a pipe can wait until no lcore uses it (after DPDK's `rte_rcu_qsbr`).
@@ -161,8 +162,7 @@ impl PipeView {
     /// it did.
     #[inline]
     pub fn refresh(&mut self, t: &PipeTable) -> bool {
-        // SeqCst: see LcoreSync::go_online.
-        let version = t.version.load(SeqCst);
+        let version = t.by_priority.version();
         if version == self.version {
             return false;
         }
@@ -175,7 +175,7 @@ impl PipeView {
         self.release();
         // The priority list is built from `by_id` before the version
         // moves: the same set of pipes.
-        let pipes = t.by_priority.load_full();
+        let pipes = t.by_priority.current.load_full();
         for p in pipes.iter() {
             self.by_id[usize::from(p.id)] = Some(Arc::clone(p));
         }
@@ -302,10 +302,8 @@ impl PipeTable {
     pub fn reorder(&self) -> u64 {
         let mut v: Vec<Arc<PipeShared>> = self.by_id.iter().filter_map(|s| s.load_full()).collect();
         v.sort_by_key(|p| std::cmp::Reverse(p.priority.load(std::sync::atomic::Ordering::Relaxed)));
-        self.by_priority.store(Arc::new(v));
-        // Every change ends here (insert and remove reorder). SeqCst: see
-        // LcoreSync::go_online.
-        self.version.fetch_add(1, SeqCst) + 1
+        // Every change ends here (insert and remove reorder).
+        self.by_priority.store(Arc::new(v))
     }
 
     pub fn all(&self) -> Vec<Arc<PipeShared>> {

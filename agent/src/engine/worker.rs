@@ -785,12 +785,11 @@ struct Run<'v> {
     /// Frames and bytes of the direct echo, staged or not.
     echoed: Echoed,
     /// Of which not staged (counted per cause in `datapath`).
-    unsent: u64,
-    unsent_bytes: u64,
+    unsent: Echoed,
 }
 
-/// Frames and bytes of a run's direct echo, staged or not: kept apart from
-/// [`Run`] so that they live in registers.
+/// Frames and bytes of a run's direct echo (or a part of them): kept
+/// apart from [`Run`] so that they live in registers.
 #[derive(Clone, Copy, Default)]
 struct Echoed {
     frames: u64,
@@ -812,8 +811,7 @@ impl<'v> Run<'v> {
             pipe: None,
             mode: RunMode::Idle,
             echoed: Echoed::default(),
-            unsent: 0,
-            unsent_bytes: 0,
+            unsent: Echoed::default(),
         }
     }
 
@@ -877,8 +875,7 @@ struct EchoTally {
     /// Frames and bytes echoed, staged or not.
     echoed: Echoed,
     /// Of which not staged (counted per cause in `datapath` already).
-    unsent: u64,
-    unsent_bytes: u64,
+    unsent: Echoed,
     /// When the oldest count in here was taken.
     since_ns: u64,
 }
@@ -896,8 +893,7 @@ impl EchoTally {
             self.since_ns = now;
         }
         self.echoed.add(run.echoed);
-        self.unsent += run.unsent;
-        self.unsent_bytes += run.unsent_bytes;
+        self.unsent.add(run.unsent);
     }
 
     /// Adds the counts to the pipe's counters (if it is still open) and
@@ -909,8 +905,7 @@ impl EchoTally {
         if echoed.frames == 0 {
             return;
         }
-        let (unsent, unsent_bytes) = (self.unsent, self.unsent_bytes);
-        (self.unsent, self.unsent_bytes) = (0, 0);
+        let unsent = std::mem::take(&mut self.unsent);
         shared
             .datapath
             .echo_direct
@@ -921,10 +916,10 @@ impl EchoTally {
         let c = &pipe.counters;
         c.rx_msgs.fetch_add(echoed.frames, Relaxed);
         c.rx_bytes.fetch_add(echoed.bytes, Relaxed);
-        c.tx_msgs.fetch_add(echoed.frames - unsent, Relaxed);
-        c.tx_bytes.fetch_add(echoed.bytes - unsent_bytes, Relaxed);
-        if unsent > 0 {
-            c.tx_dropped.fetch_add(unsent, Relaxed);
+        c.tx_msgs.fetch_add(echoed.frames - unsent.frames, Relaxed);
+        c.tx_bytes.fetch_add(echoed.bytes - unsent.bytes, Relaxed);
+        if unsent.frames > 0 {
+            c.tx_dropped.fetch_add(unsent.frames, Relaxed);
         }
     }
 }
@@ -1015,10 +1010,12 @@ fn dispatch_burst<'v, const BALANCING: bool>(
             },
             Err(why) => {
                 // Counted and freed.
-                echoed.frames += 1;
-                echoed.bytes += len as u64;
-                run.unsent += 1;
-                run.unsent_bytes += len as u64;
+                let one = Echoed {
+                    frames: 1,
+                    bytes: len as u64,
+                };
+                echoed.add(one);
+                run.unsent.add(one);
                 let dp = &shared.datapath;
                 match why {
                     Unsent::NoRoute => dp.no_route.fetch_add(1, Relaxed),
